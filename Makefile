@@ -1,0 +1,60 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything they need installs here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+# Local runs use the embedded SQLite file and development secrets unless told otherwise.
+export APP_ENV ?= development
+
+.PHONY: run serve test lint format typecheck bench migrate demo clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+migrate: $(VENV)/.installed
+	@mkdir -p instance
+	$(BIN)/flask --app app db upgrade
+
+demo: migrate
+	$(BIN)/flask --app app demo-data
+
+## make run: install, migrate the SQLite file, load demo data if empty, serve on 127.0.0.1:5000
+run: demo
+	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
+
+## make serve: serve as production does (gunicorn), on the configured database
+serve: migrate
+	$(BIN)/gunicorn 'app:create_app()' --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2}
+
+## make test: install test tools, lint, type-check, run the whole suite
+test: $(VENV)/.installed-test lint typecheck
+	APP_ENV=test $(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make bench: benchmarks (not tests); prints figures
+bench: $(VENV)/.installed-test
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

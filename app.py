@@ -1,0 +1,91 @@
+"""Application factory: the one place that wires settings, policy, database and blueprints."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from config import PolicyError, Settings, SettingsError, load_policy
+from router import cli, ops
+from router.db import Database
+from router.metrics import Metrics
+from router.runtime import EXTENSION_KEY, Runtime
+
+log = logging.getLogger("router")
+
+# Webhook bodies are small; a large body is an attack or a mistake (email attachments arrive
+# as metadata only through the providers' parse modes).
+MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+
+
+class StartupError(SystemExit):
+    """The service refuses to start; the message names the variable or the policy file and key."""
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app from ``settings`` (read from the environment when not given)."""
+    try:
+        settings = settings if settings is not None else Settings.from_env()
+        policy = load_policy(settings.policy_dir)
+    except (SettingsError, PolicyError) as exc:
+        # SystemExit prints one clear line (no traceback) under flask, gunicorn and python.
+        raise StartupError(f"contact router refuses to start: {exc}") from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+    )
+    app.extensions[EXTENSION_KEY] = Runtime(
+        settings=settings,
+        policy=policy,
+        db=Database(settings.database_url),
+        metrics=Metrics(),
+    )
+
+    app.register_blueprint(ops.blueprint)
+    cli.register(app)
+    _instrument(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _instrument(app: Flask) -> None:
+    """Count and time every request by its URL rule (bounded label values)."""
+    metrics: Metrics = app.extensions[EXTENSION_KEY].metrics
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("request_started", None)
+        if started is not None:
+            rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            metrics.observe(rule, request.method, response.status_code, time.perf_counter() - started)
+        return response
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Answer errors as JSON with a message, and never leak a traceback."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[Response, int]:
+        code = error.code or 500
+        return jsonify(error=error.name, message=error.description), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="Internal Server Error", message="unexpected error; it was logged"), 500

@@ -1,0 +1,1 @@
+"""Application services: each owns its transaction; handlers and CLI commands call them."""

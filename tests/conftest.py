@@ -1,0 +1,108 @@
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when configured), the app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from config import Settings, load_policy
+from config.policy import Policy
+from config.settings import DEFAULT_POLICY_DIR
+from router import migrate
+from router.db import Database
+from router.runtime import EXTENSION_KEY, Runtime
+
+# The test harness's own switch (not a service setting): CI points it at PostgreSQL.
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+POSTGRES_SKIP_REASON = "TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)"
+
+TEST_PEPPER = "test-pepper-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    """Return the shipped default policy, loaded once."""
+    return load_policy(DEFAULT_POLICY_DIR)
+
+
+def make_settings(database_url: str) -> Settings:
+    """Return test settings on ``database_url``."""
+    return Settings(
+        env="test",
+        database_url=database_url,
+        secret_key="test-secret-key-0123456789",
+        twilio_auth_token="test-twilio-token-0123456789",
+        portal_jwt_secret="test-portal-secret-0123456789",
+        pin_pepper=TEST_PEPPER,
+        public_base_url="https://router.example.com",
+    ).validated()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Yield an empty database URL: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'router.sqlite3'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """Return a database URL migrated to head."""
+    migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def settings(migrated_url: str) -> Settings:
+    """Return test settings on a migrated database."""
+    return make_settings(migrated_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """Yield an app on a migrated database."""
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions[EXTENSION_KEY].db.dispose()
+
+
+@pytest.fixture
+def rt(app: Flask) -> Runtime:
+    """Return the app's runtime (settings, policy, database)."""
+    runtime: Runtime = app.extensions[EXTENSION_KEY]
+    return runtime
+
+
+@pytest.fixture
+def db(rt: Runtime) -> Database:
+    """Return the app's database."""
+    return rt.db
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Return a test client for the app."""
+    return app.test_client()
