@@ -73,7 +73,9 @@ def _instrument(app: Flask) -> None:
         started = g.pop("request_started", None)
         if started is not None:
             rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            metrics.observe(rule, request.method, response.status_code, time.perf_counter() - started)
+            metrics.observe(
+                rule, request.method, response.status_code, time.perf_counter() - started
+            )
         return response
 
 
@@ -88,4 +90,6 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return jsonify(error="Internal Server Error", message="unexpected error; it was logged"), 500
+        return jsonify(
+            error="Internal Server Error", message="unexpected error; it was logged"
+        ), 500

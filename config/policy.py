@@ -11,8 +11,8 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -254,7 +254,7 @@ def _hours(table: _Table, name: str) -> tuple[tuple[time, time], ...]:
     for index, pair in enumerate(raw):
         key = f"{name}[{index}]"
         if not isinstance(pair, list) or len(pair) != 2:
-            raise table.error(key, "must be a pair [\"HH:MM\", \"HH:MM\"]")
+            raise table.error(key, 'must be a pair ["HH:MM", "HH:MM"]')
         start, end = _clock_time(table, key, pair[0]), _clock_time(table, key, pair[1])
         if end != time(0, 0) and end <= start:
             raise table.error(key, "must end after it starts")
@@ -287,7 +287,8 @@ def load_policy(directory: Path) -> Policy:
     if not 0 < warning_fraction < 1:
         raise sla_file.error("warning_fraction", "must be between 0 and 1")
     sla_categories = frozenset(
-        _enum(sla_file, "sla_categories", raw, Category) for raw in sla_file.strings("sla_categories")
+        _enum(sla_file, "sla_categories", raw, Category)
+        for raw in sla_file.strings("sla_categories")
     )
     sla_policies = _load_sla_policies(sla_file, warning_fraction)
     severities = _load_severities(sla_file)
@@ -332,7 +333,9 @@ def _load_queues(file: str, data: dict[str, Any]) -> dict[str, QueuePolicy]:
             raise root.error(f"queues.{key}", "queue keys are lower-case letters, digits and '-'")
         kind = table.get("kind", str, "human")
         if kind not in QUEUE_KINDS:
-            raise table.error("kind", f"unknown value {kind!r}; expected one of {', '.join(QUEUE_KINDS)}")
+            raise table.error(
+                "kind", f"unknown value {kind!r}; expected one of {', '.join(QUEUE_KINDS)}"
+            )
         queues[key] = QueuePolicy(
             key=key,
             name=table.get("name", str),
@@ -360,12 +363,16 @@ def _load_sla_policies(sla_file: _Table, warning_fraction: float) -> dict[str, S
             raw = targets_table.get(raw_severity, str)
             if raw == "next_business_day":
                 if clock != "business":
-                    raise targets_table.error(raw_severity, "next_business_day needs clock = business")
+                    raise targets_table.error(
+                        raw_severity, "next_business_day needs clock = business"
+                    )
                 targets[severity] = SlaTarget(kind="next_business_day", duration=None)
             else:
-                kind = "calendar" if clock == "calendar" else "business"
-                targets[severity] = SlaTarget(
-                    kind=kind, duration=_duration(targets_table, raw_severity, raw)
+                duration = _duration(targets_table, raw_severity, raw)
+                targets[severity] = (
+                    SlaTarget(kind="calendar", duration=duration)
+                    if clock == "calendar"
+                    else SlaTarget(kind="business", duration=duration)
                 )
         targets_table.done()
         table.done()
@@ -415,7 +422,8 @@ def _load_tiers(
             mode = channels_table.get(raw_channel, str)
             if mode not in CHANNEL_MODES:
                 raise channels_table.error(
-                    raw_channel, f"unknown mode {mode!r}; expected one of {', '.join(CHANNEL_MODES)}"
+                    raw_channel,
+                    f"unknown mode {mode!r}; expected one of {', '.join(CHANNEL_MODES)}",
                 )
             channels[channel] = mode
         missing = [c.value for c in Channel if c not in channels]
@@ -501,14 +509,18 @@ def _load_regions(file: str, data: dict[str, Any]) -> tuple[str, dict[str, Regio
             if not re.fullmatch(r"\+?[\d \-().]{6,24}", alias):
                 raise table.error(f"aliases[{index}]", f"is not a phone number: {alias!r}")
         if e164 is None and not aliases:
-            raise table.error("e164", "is required (or give aliases for a number with no E.164 form)")
+            raise table.error(
+                "e164", "is required (or give aliases for a number with no E.164 form)"
+            )
         for index, form in enumerate((e164, *aliases)):
             if form is None:
                 continue
             number = normalise_number(form)
             if number in seen_numbers and seen_numbers[number] != key:
                 name = "e164" if index == 0 else f"aliases[{index - 1}]"
-                raise table.error(name, f"number {form!r} is already used by region {seen_numbers[number]!r}")
+                raise table.error(
+                    name, f"number {form!r} is already used by region {seen_numbers[number]!r}"
+                )
             seen_numbers[number] = key
         language = table.get("language", str)
         if not re.fullmatch(r"[a-z]{2}-[A-Z]{2}", language):

@@ -75,7 +75,9 @@ class Settings:
     def validated(self) -> Settings:
         """Check the settings as a whole; raise SettingsError naming the variable."""
         if self.env not in ENVIRONMENTS:
-            raise SettingsError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+            raise SettingsError(
+                f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}"
+            )
         if self.trusted_proxy_count < 0:
             raise SettingsError("TRUSTED_PROXY_COUNT must be 0 or more")
         if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):

@@ -9,7 +9,7 @@ import click
 from alembic import command
 from alembic.util.exc import CommandError
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from router import migrate
 from router.runtime import runtime
@@ -43,7 +43,11 @@ def db_upgrade(revision: str) -> None:
         seeded = seed_policy_defaults(rt.db, rt.policy, actor="db upgrade")
         click.echo(
             f"database at {migrate.head_revision()}; default queues added: {seeded.queues_added}"
-            + (f"; routing rules version {seeded.rules_version_added} stored" if seeded.rules_version_added else "")
+            + (
+                f"; routing rules version {seeded.rules_version_added} stored"
+                if seeded.rules_version_added
+                else ""
+            )
         )
 
 
@@ -71,15 +75,20 @@ def db_current() -> None:
 @click.option("--autogenerate/--empty", default=True, help="Compare models with the database.")
 def db_revision(message: str, autogenerate: bool) -> None:
     """Write a new migration (run against an up-to-date database)."""
-    command.revision(migrate.alembic_config(runtime().db.url), message=message, autogenerate=autogenerate)
+    command.revision(
+        migrate.alembic_config(runtime().db.url), message=message, autogenerate=autogenerate
+    )
 
 
 @click.command("demo-data")
+@with_appcontext
 def demo_data() -> None:
     """Load demo accounts, admins, PINs and a staff user if the database is empty."""
     rt = runtime()
     credentials = load_demo_data(rt.db, rt.policy, rt.settings.pin_pepper, datetime.now(UTC))
-    click.echo("demo data loaded" if credentials.loaded else "demo data already present; kept as is")
+    click.echo(
+        "demo data loaded" if credentials.loaded else "demo data already present; kept as is"
+    )
     click.echo("\nPhone support PINs (premium accounts; call a regional number and enter one):")
     for account, email, pin in credentials.pins:
         click.echo(f"  {pin}  {account:<10} issued to {email}")

@@ -13,6 +13,18 @@ from sqlalchemy import Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave tables that other libraries own (APScheduler's job store) out of comparisons."""
+    return not (
+        type_ == "table"
+        and reflected
+        and compare_to is None
+        and (name or "").startswith("apscheduler")
+    )
+
+
 def alembic_config(url: str) -> Config:
     """Return an Alembic configuration for ``url`` without needing an alembic.ini."""
     config = Config()

@@ -7,7 +7,7 @@ revision (``flask --app app db revision --autogenerate -m ...``); a test fails o
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -76,7 +76,7 @@ class Base(DeclarativeBase):
     """Declarative base with the project's naming convention and types."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSONDocument,
         list[Any]: JSONDocument,
@@ -126,7 +126,9 @@ class Admin(Base):
     __tablename__ = "admins"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     # Normalised (trimmed, lower-case) so lookups from email and tokens are exact matches.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -142,7 +144,9 @@ class SupportPin(Base):
     __tablename__ = "support_pins"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
     # Unique: the PIN alone identifies the caller's account, in one indexed lookup.
     pin_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -181,9 +185,7 @@ class Queue(Base):
     """A queue contacts wait in; engineer queues are shared by tiers and ordered by priority."""
 
     __tablename__ = "queues"
-    __table_args__ = (
-        CheckConstraint("kind IN ('human', 'bot', 'deflection')", name="kind_valid"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('human', 'bot', 'deflection')", name="kind_valid"),)
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -247,7 +249,9 @@ class Contact(Base):
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
     )
     admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
-    via_partner_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    via_partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL")
+    )
     from_address: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(500))
     tier: Mapped[str | None] = mapped_column(String(16))
@@ -278,6 +282,7 @@ class Contact(Base):
 
     account: Mapped[Account | None] = relationship(foreign_keys=[account_id])
     admin: Mapped[Admin | None] = relationship()
+    queue: Mapped[Queue | None] = relationship()
     events: Mapped[list[ContactEvent]] = relationship(
         back_populates="contact", order_by="ContactEvent.id"
     )

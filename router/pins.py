@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 
 PIN_MIN_LENGTH = 6
 PIN_MAX_LENGTH = 8
@@ -27,7 +28,7 @@ def validate_pin(pin: str) -> str:
 def is_trivial(pin: str) -> bool:
     """Return True for PINs a caller would guess first: 000000, 123456, 987654, 121212, 123123."""
     digits = [int(ch) for ch in pin]
-    steps = {(b - a) % 10 for a, b in zip(digits, digits[1:], strict=False)}
+    steps = {(b - a) % 10 for a, b in itertools.pairwise(digits)}
     if len(steps) == 1 and steps <= {0, 1, 9}:
         return True  # one digit repeated, or a run up or down (wrapping 9 -> 0)
     # A short block repeated: 121212, 123123, 12341234.

@@ -5,17 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from router.migrate import include_object
 from router.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave tables that other libraries own (APScheduler's job store) to them."""
-    return not (
-        type_ == "table" and reflected and compare_to is None and name.startswith("apscheduler")
-    )
 
 
 def run_migrations_offline() -> None:

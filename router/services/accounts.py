@@ -194,7 +194,9 @@ def _parse_account(row: dict[str, str], policy: Policy) -> dict[str, Any]:
     if region_key is not None:
         region = policy.regions.get(region_key)
         if region is None:
-            raise ValueError(f"unknown region {region_key!r}; use one of {', '.join(policy.regions)}")
+            raise ValueError(
+                f"unknown region {region_key!r}; use one of {', '.join(policy.regions)}"
+            )
     country = row.get("country", "").upper() or (region.country if region else "")
     if not country:
         raise ValueError("country is empty (give a country or a region)")
@@ -323,19 +325,22 @@ def _apply(
             before=before,
             after=account_snapshot(account),
         )
-        for _line, email, name, active, pin in row.admins:
+        for _line, email, admin_name, active, pin in row.admins:
             admin = session.scalar(select(Admin).where(Admin.email == email))
             if admin is None:
-                admin = Admin(account_id=account.id, email=email, name=name, active=active)
+                admin = Admin(account_id=account.id, email=email, name=admin_name, active=active)
                 session.add(admin)
                 summary.admins_created += 1
             else:
-                admin.name, admin.active = name or admin.name, active
+                admin.name, admin.active = admin_name or admin.name, active
                 summary.admins_updated += 1
             session.flush()
             if pin is not None:
                 digest = pin_hash(pepper, pin)
-                if session.scalar(select(SupportPin.id).where(SupportPin.pin_hash == digest)) is None:
+                if (
+                    session.scalar(select(SupportPin.id).where(SupportPin.pin_hash == digest))
+                    is None
+                ):
                     session.add(
                         SupportPin(
                             account_id=account.id,

@@ -71,27 +71,135 @@ def broken(tmp_path: Path, file: str, old: str, new: str) -> Path:
     ("file", "old", "new", "key", "message"),
     [
         # a wrong (unknown) key
-        ("regions", 'language = "en-AU"', 'language = "en-AU"\nlanguge = "x"', "regions.au.languge", "unknown key"),
-        ("tiers", "base_priority = 60", "base_priorty = 60", "tiers.premium.base_priority", "'base_priorty' looks like a misspelling"),
+        (
+            "regions",
+            'language = "en-AU"',
+            'language = "en-AU"\nlanguge = "x"',
+            "regions.au.languge",
+            "unknown key",
+        ),
+        (
+            "tiers",
+            "base_priority = 60",
+            "base_priorty = 60",
+            "tiers.premium.base_priority",
+            "'base_priorty' looks like a misspelling",
+        ),
         # a wrong type
-        ("tiers", "base_priority = 60", 'base_priority = "60"', "tiers.premium.base_priority", "must be a whole number, not a string"),
-        ("tiers", "trial_days = 30", "trial_days = true", "trial_days", "must be a whole number, not true or false"),
-        ("sla", "warning_fraction = 0.75", 'warning_fraction = "most"', "warning_fraction", "must be a number"),
+        (
+            "tiers",
+            "base_priority = 60",
+            'base_priority = "60"',
+            "tiers.premium.base_priority",
+            "must be a whole number, not a string",
+        ),
+        (
+            "tiers",
+            "trial_days = 30",
+            "trial_days = true",
+            "trial_days",
+            "must be a whole number, not true or false",
+        ),
+        (
+            "sla",
+            "warning_fraction = 0.75",
+            'warning_fraction = "most"',
+            "warning_fraction",
+            "must be a number",
+        ),
         # a wrong value
-        ("regions", 'timezone = "Asia/Jerusalem"', 'timezone = "Asia/Jerusalm"', "regions.il.timezone", "unknown time zone 'Asia/Jerusalm'"),
-        ("regions", 'country = "FR"', 'country = "XF"', "regions.fr.country", "unknown country code 'XF'"),
-        ("regions", 'country = "GB"', 'country = "GB"\nsubdivision = "ZZZ"', "regions.gb.subdivision", "unknown subdivision"),
-        ("regions", 'e164 = "+448000668529"', 'e164 = "+44800"', "regions.gb.e164", "not a valid E.164 number"),
-        ("regions", 'e164 = "+33805988144"', 'e164 = "not a number"', "regions.fr.e164", "is not a phone number"),
-        ("regions", 'e164 = "+33805988144"', 'e164 = "+18554819316"', "regions.us.e164", "already used by region 'fr'"),
-        ("regions", 'language = "en-GB"', 'language = "english"', "regions.gb.language", "language tag"),
-        ("regions", 'default_region = "us"', 'default_region = "xx"', "default_region", "unknown region 'xx'"),
-        ("tiers", 'sla_policy = "premium"', 'sla_policy = "gold"', "tiers.premium.sla_policy", "unknown SLA policy 'gold'"),
-        ("tiers", 'voice = "open", email', 'voice = "sometimes", email', "tiers.premium.channels.voice", "unknown mode 'sometimes'"),
-        ("sla", 'S2 = "2h"', 'S2 = "two hours"', "policies.premium.targets.S2", "must be a duration"),
+        (
+            "regions",
+            'timezone = "Asia/Jerusalem"',
+            'timezone = "Asia/Jerusalm"',
+            "regions.il.timezone",
+            "unknown time zone 'Asia/Jerusalm'",
+        ),
+        (
+            "regions",
+            'country = "FR"',
+            'country = "XF"',
+            "regions.fr.country",
+            "unknown country code 'XF'",
+        ),
+        (
+            "regions",
+            'country = "GB"',
+            'country = "GB"\nsubdivision = "ZZZ"',
+            "regions.gb.subdivision",
+            "unknown subdivision",
+        ),
+        (
+            "regions",
+            'e164 = "+448000668529"',
+            'e164 = "+44800"',
+            "regions.gb.e164",
+            "not a valid E.164 number",
+        ),
+        (
+            "regions",
+            'e164 = "+33805988144"',
+            'e164 = "not a number"',
+            "regions.fr.e164",
+            "is not a phone number",
+        ),
+        (
+            "regions",
+            'e164 = "+33805988144"',
+            'e164 = "+18554819316"',
+            "regions.us.e164",
+            "already used by region 'fr'",
+        ),
+        (
+            "regions",
+            'language = "en-GB"',
+            'language = "english"',
+            "regions.gb.language",
+            "language tag",
+        ),
+        (
+            "regions",
+            'default_region = "us"',
+            'default_region = "xx"',
+            "default_region",
+            "unknown region 'xx'",
+        ),
+        (
+            "tiers",
+            'sla_policy = "premium"',
+            'sla_policy = "gold"',
+            "tiers.premium.sla_policy",
+            "unknown SLA policy 'gold'",
+        ),
+        (
+            "tiers",
+            'voice = "open", email',
+            'voice = "sometimes", email',
+            "tiers.premium.channels.voice",
+            "unknown mode 'sometimes'",
+        ),
+        (
+            "sla",
+            'S2 = "2h"',
+            'S2 = "two hours"',
+            "policies.premium.targets.S2",
+            "must be a duration",
+        ),
         ("sla", 'S1 = "1h"', 'S4 = "1h"', "policies.premium.targets.S4", "unknown value 'S4'"),
-        ("queues", 'kind = "bot"', 'kind = "robot"', "queues.supportbot.kind", "unknown value 'robot'"),
-        ("categories", "[topics.mac]", "[topics.macintosh]", "topics.macintosh", "unknown value 'macintosh'"),
+        (
+            "queues",
+            'kind = "bot"',
+            'kind = "robot"',
+            "queues.supportbot.kind",
+            "unknown value 'robot'",
+        ),
+        (
+            "categories",
+            "[topics.mac]",
+            "[topics.macintosh]",
+            "topics.macintosh",
+            "unknown value 'macintosh'",
+        ),
         # an unknown queue in the routing rules
         ("routing", 'queue = "cse-windows"', 'queue = "cse-windowz"', "rules[9]", "cse-windowz"),
     ],
@@ -131,15 +239,22 @@ def test_rule_without_default_is_refused(tmp_path: Path) -> None:
 
 def test_fallback_queue_is_required(tmp_path: Path) -> None:
     directory = broken(
-        tmp_path, "queues", '[queues.fallback]\nname = "Voice fallback (service degraded)"\nteam = "cse"\n', ""
+        tmp_path,
+        "queues",
+        '[queues.fallback]\nname = "Voice fallback (service degraded)"\nteam = "cse"\n',
+        "",
     )
     with pytest.raises(PolicyError, match=r"queues\.fallback: is required"):
         load_policy(directory)
 
 
 def test_app_refuses_to_start_on_a_bad_policy(tmp_path: Path) -> None:
-    directory = broken(tmp_path, "regions", 'timezone = "Europe/Paris"', 'timezone = "Europe/Pariss"')
+    directory = broken(
+        tmp_path, "regions", 'timezone = "Europe/Paris"', 'timezone = "Europe/Pariss"'
+    )
     settings = Settings(env="test", policy_dir=directory, database_url="sqlite://")
     with pytest.raises(StartupError) as caught:
         create_app(settings)
-    assert "regions.toml: regions.fr.timezone: unknown time zone 'Europe/Pariss'" in str(caught.value)
+    assert "regions.toml: regions.fr.timezone: unknown time zone 'Europe/Pariss'" in str(
+        caught.value
+    )

@@ -42,7 +42,9 @@ def test_settings_are_frozen() -> None:
         settings.secret_key = "x"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("variable", ["SECRET_KEY", "PIN_PEPPER", "PORTAL_JWT_SECRET", "TWILIO_AUTH_TOKEN"])
+@pytest.mark.parametrize(
+    "variable", ["SECRET_KEY", "PIN_PEPPER", "PORTAL_JWT_SECRET", "TWILIO_AUTH_TOKEN"]
+)
 def test_production_refuses_a_missing_secret_and_names_it(variable: str) -> None:
     environ = production()
     del environ[variable]
