@@ -13,6 +13,8 @@ from router import cli, ops
 from router.db import Database
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
+from router.services.intake import IntakeService
+from router.services.routing import RoutingCache
 
 log = logging.getLogger("router")
 
@@ -46,11 +48,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
     )
+    db = Database(settings.database_url)
     app.extensions[EXTENSION_KEY] = Runtime(
         settings=settings,
         policy=policy,
-        db=Database(settings.database_url),
+        db=db,
         metrics=Metrics(),
+        intake=IntakeService(db, policy, RoutingCache(policy)),
     )
 
     app.register_blueprint(ops.blueprint)

@@ -304,9 +304,9 @@ def load_policy(directory: Path) -> Policy:
     try:
         rules = compile_rules(documents, queues=set(queues), sla_policies=set(sla_policies))
     except RuleValidationError as exc:
-        first = exc.errors[0]
-        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
-        raise PolicyError(rule_file, first.path, first.message + more) from None
+        first, *others = exc.errors
+        also = "".join(f"; {error.path}: {error.message}" for error in others)
+        raise PolicyError(rule_file, first.path, first.message + also) from None
     return Policy(
         trial_days=trial_days,
         tiers=tiers,

@@ -10,6 +10,7 @@ from config.policy import Policy
 from config.settings import Settings
 from router.db import Database
 from router.metrics import Metrics
+from router.services.intake import IntakeService
 
 EXTENSION_KEY = "contact_router"
 
@@ -22,6 +23,7 @@ class Runtime:
     policy: Policy
     db: Database
     metrics: Metrics
+    intake: IntakeService
 
 
 def runtime() -> Runtime:

@@ -1,0 +1,169 @@
+"""The one intake path: identify, entitle, route and store, idempotently, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from config.policy import Policy
+from router.db import Database
+from router.domain import Category, Channel, ContactStatus, Severity, Topic
+from router.entitlement import Access
+from router.models import Contact, ContactEvent
+from router.services.demo import load_demo_data
+from router.services.intake import ContactRequest, IntakeService
+from router.services.routing import RoutingCache
+from tests.conftest import TEST_PEPPER
+
+# Friday 2026-11-27, 15:00 UTC: 10:00 in New York (open), 17:00 in Israel (closed: Friday).
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def intake(db: Database, policy: Policy) -> IntakeService:
+    load_demo_data(db, policy, TEST_PEPPER, NOW - timedelta(days=1))
+    return IntakeService(db, policy, RoutingCache(policy))
+
+
+def request(**changes: object) -> ContactRequest:
+    values: dict[str, object] = {
+        "channel": Channel.EMAIL,
+        "external_id": "<m1@acme.example>",
+        "received_at": NOW,
+        "admin_email": "alice@acme.example",
+        "subject": "Agent fails on Windows",
+    }
+    values.update(changes)
+    return ContactRequest(**values)  # type: ignore[arg-type]
+
+
+def stored(db: Database, contact_id: int) -> Contact:
+    with db.session() as session:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        _ = (contact.events, contact.admin)  # load before the session closes
+        return contact
+
+
+def test_premium_email_is_routed_with_a_calendar_sla(intake: IntakeService, db: Database) -> None:
+    result = intake.intake(request(severity=Severity.S1, topic=Topic.WINDOWS))
+    assert result.created and result.status is ContactStatus.WAITING
+    assert (result.queue, result.sla_policy) == ("cse-windows", "premium")
+    assert result.priority == 90  # premium 60 + S1 30
+    assert result.due_at == NOW + timedelta(hours=1)
+    contact = stored(db, result.contact_id)
+    assert contact.account_id == "acme" and contact.admin is not None
+    assert contact.tier == "premium" and contact.sla_state == "ok"
+    assert [e.kind for e in contact.events] == ["received", "routed", "sla_started"]
+    assert contact.decision["matched_rule"] == "break-fix-windows"
+    assert contact.decision["trace"][-1] == {
+        "rule_id": "break-fix-windows",
+        "outcome": "matched",
+        "failed_condition": None,
+        "condition_path": None,
+    }
+    assert contact.decision["attributes"]["in_business_hours"] is True
+
+
+def test_same_delivery_twice_stores_once(intake: IntakeService, db: Database) -> None:
+    first = intake.intake(request())
+    second = intake.intake(request(subject="a retried delivery"))
+    assert second.contact_id == first.contact_id and not second.created
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Contact)) == 1
+        assert session.scalar(select(func.count()).select_from(ContactEvent)) == 3
+
+
+def test_standard_email_in_israel_on_friday_starts_sunday(intake: IntakeService) -> None:
+    result = intake.intake(request(admin_email="bob@globex.example", severity=Severity.S1))
+    assert result.sla_policy == "standard" and result.queue == "cse-general"
+    # Closed Friday and Saturday; Sunday 2026-11-29 09:00 IST (07:00 UTC) + 4 business hours.
+    assert result.due_at == datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
+
+
+def test_partner_admin_opens_for_a_managed_account_with_the_partner_tier(
+    intake: IntakeService, db: Database
+) -> None:
+    result = intake.intake(
+        request(
+            admin_email="erin@northwind.example",
+            account_id="contoso",
+            channel=Channel.CHAT,
+            external_id="chat-1",
+            topic=Topic.MAC,
+        )
+    )
+    assert result.status is ContactStatus.WAITING
+    assert (result.queue, result.sla_policy) == ("cse-mac", "premium")
+    contact = stored(db, result.contact_id)
+    assert contact.account_id == "contoso" and contact.via_partner_id == "northwind"
+    assert contact.tier == "premium"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"admin_email": "mallory@evil.example"}, "not_an_admin"),
+        ({"admin_email": "alice@acme.example", "sender_trusted": False}, "sender_not_verified"),
+        ({"admin_email": "alice@acme.example", "account_id": "globex"}, "not_admin_of_account"),
+        ({"admin_email": None, "account_id": None}, "unidentified"),
+        ({"admin_email": None, "account_id": "nobody"}, "unknown_account"),
+    ],
+)
+def test_unidentified_contacts_are_kept_as_rejected(
+    intake: IntakeService, db: Database, changes: dict[str, object], reason: str
+) -> None:
+    result = intake.intake(request(**changes))
+    assert result.status is ContactStatus.REJECTED and result.reason == reason
+    assert result.queue is None and result.due_at is None
+    assert [e.kind for e in stored(db, result.contact_id).events] == ["received", "rejected"]
+
+
+def test_free_tier_is_deflected(intake: IntakeService, db: Database) -> None:
+    result = intake.intake(request(admin_email="dave@umbrella.example"))  # trial 45 days ago
+    assert result.status is ContactStatus.DEFLECTED and result.access is Access.HELP_CENTER
+    assert stored(db, result.contact_id).tier == "free"
+
+
+def test_standard_chat_goes_to_the_bot_then_offline_handoff(intake: IntakeService) -> None:
+    bot = intake.intake(
+        request(admin_email="bob@globex.example", channel=Channel.CHAT, external_id="c1")
+    )
+    assert (bot.access, bot.queue, bot.sla_policy) == (Access.BOT, "supportbot", "none")
+    handoff = intake.intake(
+        request(
+            admin_email="bob@globex.example", channel=Channel.CHAT, external_id="c2", handoff=True
+        )
+    )
+    assert handoff.access is Access.OFFLINE and handoff.queue == "standard-chat"
+    assert handoff.next_open_at == datetime(2026, 11, 29, 7, 0, tzinfo=UTC)  # Sunday 09:00 IST
+    assert handoff.sla_policy == "standard"
+
+
+def test_non_break_fix_is_not_sla_bound(intake: IntakeService) -> None:
+    result = intake.intake(request(category=Category.LICENSING))
+    assert (result.queue, result.sla_policy, result.due_at) == ("account-managers", "none", None)
+
+
+def test_record_only_contacts_are_not_routed(intake: IntakeService) -> None:
+    result = intake.intake(request(record_only=True))
+    assert result.status is ContactStatus.RECORDED and result.queue is None
+
+
+def test_voice_pin_identifies_the_account(intake: IntakeService, db: Database) -> None:
+    result = intake.intake(
+        request(
+            channel=Channel.VOICE,
+            external_id="CA1",
+            admin_email=None,
+            account_id="hooli",
+            number_region="in",
+            severity=Severity.S2,
+            category=Category.TRAINING,
+        )
+    )
+    # Hooli bought Professional Services: training goes there, not to the CSMs.
+    assert (result.queue, result.sla_policy) == ("professional-services", "none")
+    assert stored(db, result.contact_id).region == "in"
