@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
+from router.api import init_api
 from router.db import Database
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     app.register_blueprint(ops.blueprint)
+    init_api(app)
     cli.register(app)
     _instrument(app)
     _register_error_handlers(app)

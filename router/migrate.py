@@ -8,9 +8,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def metadata() -> MetaData:
+    """Return the metadata of every model module: the core's and the channels' tables."""
+    # Imported here, not at module top, so the core does not depend on the channel packages.
+    import channels.email.models
+    import channels.voice.models  # noqa: F401
+    from router.models import Base
+
+    return Base.metadata
 
 
 def include_object(

@@ -360,6 +360,20 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
+class OpsEvent(Base):
+    """A system-level event for operators (e.g. an unknown dialled number, a PIN-guessing alert)."""
+
+    __tablename__ = "ops_events"
+    __table_args__ = (Index("ix_ops_events_kind_at", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 @event.listens_for(Session, "before_flush")
 def _keep_append_only(session: Session, _context: Any, _instances: Any) -> None:
     """Refuse updates and deletes of timeline events and audit entries."""

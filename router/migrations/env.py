@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from router.migrate import include_object
-from router.models import Base
+from router.migrate import include_object, metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def run_migrations_offline() -> None:

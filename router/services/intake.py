@@ -190,10 +190,13 @@ class IntakeService:
             subject=request.subject,
             attrs={k: v for k, v in account.attributes.items() if _scalar(v)},
         )
-        base_priority = min(
-            100, tier_policy.base_priority + self.policy.severities[severity].priority_boost
-        )
+        base_priority = self.base_priority(served.tier, severity)
         return attrs, entitlement, calendar, base_priority, tier_policy.sla_policy
+
+    def base_priority(self, tier: Tier, severity: Severity) -> int:
+        """Return a contact's priority before rules: its tier's base plus its severity's boost."""
+        boost = self.policy.severities[severity].priority_boost
+        return max(0, min(100, self.policy.tiers[tier].base_priority + boost))
 
     def route(
         self, session: Session, identity: Identity, request: ContactRequest
@@ -212,6 +215,33 @@ class IntakeService:
             calendar=calendar,
         )
         return attrs, entitlement, outcome
+
+    def explain_request(self, request: ContactRequest) -> dict[str, Any]:
+        """Route a contact for an identified account and return the decision; store nothing."""
+        with self.db.session() as session:
+            identity = self.identify(session, request)
+            attrs, entitlement, outcome = self.route(session, identity, request)
+            return _explained(attrs, entitlement.access, entitlement.next_open_at, outcome)
+
+    def explain_attributes(self, attrs: ContactAttributes) -> dict[str, Any]:
+        """Route explicit attributes (no account lookup) and return the decision; store nothing."""
+        region = (
+            self.policy.regions.get(attrs.account_region or "")
+            or self.policy.regions[self.policy.default_region]
+        )
+        tier_policy = self.policy.tiers[attrs.tier]
+        with self.db.session() as session:
+            calendar = self.cache.region_calendar(session, region.key, attrs.received_at.date())
+            outcome = decide(
+                rules=self.cache.rules(session),
+                attrs=attrs,
+                base_priority=self.base_priority(attrs.tier, attrs.severity),
+                tier_sla_policy=tier_policy.sla_policy,
+                sla_categories=self.policy.sla_categories,
+                sla_policies=self.policy.sla_policies,
+                calendar=calendar,
+            )
+        return _explained(attrs, None, None, outcome)
 
     def _store(self, session: Session, request: ContactRequest) -> Contact:
         contact = Contact(
@@ -305,6 +335,20 @@ class IntakeService:
             )
         _add_events(session, contact, request.received_at, events)
         return contact
+
+
+def _explained(
+    attrs: ContactAttributes,
+    access: Access | None,
+    next_open_at: datetime | None,
+    outcome: RoutingOutcome,
+) -> dict[str, Any]:
+    return {
+        "attributes": attrs.to_dict(),
+        "access": access.value if access else None,
+        "next_open_at": next_open_at.isoformat() if next_open_at else None,
+        "decision": outcome.to_dict(),
+    }
 
 
 def _find(session: Session, channel: Channel, external_id: str) -> Contact | None:

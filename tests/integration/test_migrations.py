@@ -7,8 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from router import migrate
-from router.migrate import include_object
-from router.models import Base
+from router.migrate import include_object, metadata
 
 
 def model_differences(url: str) -> list[object]:
@@ -19,7 +18,7 @@ def model_differences(url: str) -> list[object]:
                 connection,
                 opts={"compare_type": True, "include_object": include_object},
             )
-            return list(compare_metadata(context, Base.metadata))
+            return list(compare_metadata(context, metadata()))
     finally:
         engine.dispose()
 
@@ -40,7 +39,7 @@ def test_models_and_migrations_agree(migrated_url: str) -> None:
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     migrate.upgrade(database_url)
-    assert set(Base.metadata.tables) <= table_names(database_url)
+    assert set(metadata().tables) <= table_names(database_url)
     engine = create_engine(database_url)
     assert migrate.current_revision(engine) == migrate.head_revision()
     engine.dispose()
