@@ -8,9 +8,13 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from channels.chat import views as chat
+from channels.email import views as email
+from channels.voice import views as voice
 from config import PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
 from router.api import init_api
+from router.console import views as console
 from router.db import Database
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
@@ -59,6 +63,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(voice.blueprint)
+    app.register_blueprint(email.blueprint)
+    app.register_blueprint(chat.blueprint)
+    app.register_blueprint(console.blueprint)
     init_api(app)
     cli.register(app)
     _instrument(app)

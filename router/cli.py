@@ -11,6 +11,7 @@ from alembic.util.exc import CommandError
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
+from channels.simulate import simulate_group
 from router import migrate
 from router.runtime import runtime
 from router.services.accounts import CsvImportError, import_accounts_csv
@@ -28,6 +29,7 @@ def register(app: Flask) -> None:
     for group in (db_group, staff_group, accounts_group):
         app.cli.add_command(group)
     app.cli.add_command(demo_data)
+    app.cli.add_command(simulate_group)
 
 
 @db_group.command("upgrade")

@@ -1,0 +1,1 @@
+"""The staff console: server-rendered HTML pages with sessions and CSRF protection."""
