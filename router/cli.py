@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from alembic import command
@@ -13,11 +16,15 @@ from flask.cli import AppGroup, with_appcontext
 
 from channels.simulate import simulate_group
 from router import migrate
+from router.domain import Category, Channel, Severity, Tier, Topic
+from router.rules import ContactAttributes
 from router.runtime import runtime
 from router.services.accounts import CsvImportError, import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import load_demo_data
+from router.services.intake import ContactRequest, IdentityError
 from router.services.staff import StaffError, create_staff, issue_token
+from router.validation import parse_instant
 
 db_group = AppGroup("db", help="Apply, revert and inspect database migrations (Alembic).")
 staff_group = AppGroup("staff", help="Manage staff users and their API tokens.")
@@ -30,6 +37,7 @@ def register(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(demo_data)
     app.cli.add_command(simulate_group)
+    app.cli.add_command(explain)
 
 
 @db_group.command("upgrade")
@@ -99,6 +107,104 @@ def demo_data() -> None:
         click.echo(f"  {email:<26} {account:<10} {tier}")
     click.echo(f"\nStaff console: {credentials.staff_email} / {credentials.staff_password}")
     click.echo(f"Staff API token (admin role): {credentials.staff_token}\n")
+
+
+def _choices(enum: type[Any]) -> click.Choice:  # type: ignore[type-arg]
+    return click.Choice([member.value for member in enum])
+
+
+@click.command("explain")
+@click.option("--account", "account_id", help="Account id (its tier, region and flags are used).")
+@click.option("--admin", "admin_email", help="Admin email (a partner admin acts for --account).")
+@click.option("--tier", type=_choices(Tier), help="Explicit tier (instead of --account).")
+@click.option("--region", help="Account region key for --tier (business calendar).")
+@click.option("--channel", type=_choices(Channel), required=True)
+@click.option("--severity", type=_choices(Severity), default="S3", show_default=True)
+@click.option("--category", type=_choices(Category), default="break-fix", show_default=True)
+@click.option("--topic", type=_choices(Topic))
+@click.option("--tag", "tags", multiple=True, help="A contact tag (repeatable).")
+@click.option("--handoff", is_flag=True, help="Chat: the bot was asked for a human.")
+@click.option("--at", "at", help="When the contact arrives (ISO 8601 with offset); default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole decision as JSON.")
+@with_appcontext
+def explain(
+    account_id: str | None,
+    admin_email: str | None,
+    tier: str | None,
+    region: str | None,
+    channel: str,
+    severity: str,
+    category: str,
+    topic: str | None,
+    tags: tuple[str, ...],
+    handoff: bool,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """Show how a contact would be routed, rule by rule (nothing is stored)."""
+    rt = runtime()
+    try:
+        received_at = parse_instant(at) if at else datetime.now(UTC)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    if (tier is None) == (account_id is None and admin_email is None):
+        raise click.UsageError("give --account/--admin, or --tier (with --region), not both")
+    if tier is not None:
+        if region is not None and region not in rt.policy.regions:
+            raise click.BadParameter(f"unknown region {region!r}", param_hint="--region")
+        attrs = ContactAttributes(
+            channel=Channel(channel),
+            tier=Tier(tier),
+            received_at=received_at,
+            in_business_hours=False,
+            account_region=region,
+            severity=Severity(severity),
+            category=Category(category),
+            topic=Topic(topic) if topic else None,
+            tags=frozenset(tags) | ({"handoff"} if handoff else set()),
+        )
+        # Business hours come from the region's calendar, as for a real contact.
+        key = region or rt.policy.default_region
+        with rt.db.session() as session:
+            calendar = rt.intake.cache.region_calendar(session, key, received_at.date())
+        attrs = dataclasses.replace(attrs, in_business_hours=calendar.is_open(received_at))
+        result = rt.intake.explain_attributes(attrs)
+    else:
+        request = ContactRequest(
+            channel=Channel(channel),
+            external_id="explain",
+            received_at=received_at,
+            account_id=account_id,
+            admin_email=admin_email,
+            severity=Severity(severity),
+            category=Category(category),
+            topic=Topic(topic) if topic else None,
+            tags=frozenset(tags),
+            handoff=handoff,
+        )
+        try:
+            result = rt.intake.explain_request(request)
+        except IdentityError as exc:
+            raise click.ClickException(f"cannot identify the contact: {exc.reason}") from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    decision = result["decision"]
+    sla = decision["sla"]
+    click.echo(f"queue:    {decision['queue']}  (priority {decision['priority']})")
+    click.echo(
+        f"rule:     {decision['matched_rule']}  (rule set version {decision['ruleset_version']})"
+    )
+    click.echo(f"access:   {result['access'] or '-'}")
+    click.echo(
+        f"sla:      {decision['sla_policy']}"
+        + (f", due {sla['due_at']} (warning {sla['warning_at']})" if sla else ", no due time")
+    )
+    click.echo(f"tags:     {', '.join(decision['tags']) or '-'}")
+    click.echo("trace:")
+    for step in decision["trace"]:
+        why = f": {step['failed_condition']}" if step["failed_condition"] else ""
+        click.echo(f"  {step['outcome']:<9} {step['rule_id']}{why}")
 
 
 @staff_group.command("create")

@@ -126,3 +126,51 @@ def test_accounts_import(app: Flask, db: Database, tmp_path: Path) -> None:
     assert count(db, Account) == 1
     code, output = invoke(app, "accounts", "import", str(tmp_path / "missing.csv"))
     assert code == 2 and "does not exist" in output
+
+
+def test_explain_prints_the_decision_and_trace(app: Flask) -> None:
+    invoke(app, "demo-data")
+    code, output = invoke(
+        app,
+        "explain",
+        "--account",
+        "acme",
+        "--channel",
+        "voice",
+        "--severity",
+        "S1",
+        "--topic",
+        "identity",
+        "--at",
+        "2026-11-27T15:00:00Z",
+    )
+    assert code == 0, output
+    assert "queue:    cse-identity  (priority 90)" in output
+    assert "due 2026-11-27T16:00:00+00:00" in output
+    assert "no_match  free-tier-help-center: tier eq 'free' (was 'premium')" in output
+    code, output = invoke(
+        app,
+        "explain",
+        "--tier",
+        "standard",
+        "--region",
+        "il",
+        "--channel",
+        "email",
+        "--at",
+        "2026-11-27T15:00:00Z",
+        "--json",
+    )
+    assert code == 0, output
+    assert '"queue": "cse-general"' in output and '"sla_policy": "standard"' in output
+
+
+def test_explain_reports_bad_input(app: Flask) -> None:
+    code, output = invoke(app, "explain", "--account", "nobody", "--channel", "voice")
+    assert code == 1 and "cannot identify the contact: unknown_account" in output
+    code, output = invoke(
+        app, "explain", "--tier", "premium", "--channel", "voice", "--at", "yesterday"
+    )
+    assert code == 2 and "--at" in output
+    code, output = invoke(app, "explain", "--channel", "voice")
+    assert code == 2 and "give --account/--admin, or --tier" in output
