@@ -3,48 +3,41 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 from router.migrate import include_object, metadata
 
 config = context.config
-target_metadata = metadata()
+# Batch mode lets SQLite alter tables by copying them; PostgreSQL alters in place.
+OPTIONS = {
+    "target_metadata": metadata(),
+    "render_as_batch": True,
+    "compare_type": True,
+    "include_object": include_object,
+}
 
 
 def run_migrations_offline() -> None:
     """Emit SQL for the configured URL without connecting."""
-    context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
-        target_metadata=target_metadata,
-        literal_binds=True,
-        render_as_batch=True,
-        compare_type=True,
-        include_object=include_object,
-    )
+    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
     """Run migrations on a live connection (given by the caller, or opened here)."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
+    given: Connection | None = config.attributes.get("connection")
+    if given is not None:
+        _run(given)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    with create_engine(url, poolclass=pool.NullPool).connect() as connection:
         _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    # Batch mode lets SQLite alter tables by copying them; PostgreSQL alters in place.
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=True,
-        compare_type=True,
-        include_object=include_object,
-    )
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 
