@@ -7,7 +7,7 @@ PORT   ?= 5000
 # Local runs use the embedded SQLite file and development secrets unless told otherwise.
 export APP_ENV ?= development
 
-.PHONY: run serve test lint format typecheck bench migrate demo clean
+.PHONY: run serve test test-browser browser-deps lint format typecheck bench migrate demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -40,6 +40,19 @@ serve: migrate
 ## make test: install test tools, lint, type-check, run the whole suite
 test: $(VENV)/.installed-test lint typecheck
 	APP_ENV=test $(BIN)/python -m pytest
+
+## make browser-deps: install Debian's chromium for the console's browser tests (needs root)
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "could not install chromium: browser tests will be skipped"; \
+	else echo "chromium is not installed (apt-get install chromium as root): browser tests will be skipped"; fi
+
+## make test-browser: only the console's browser tests (headless chromium; screenshots in tests/artifacts/)
+test-browser: $(VENV)/.installed-test browser-deps
+	APP_ENV=test $(BIN)/python -m pytest tests/browser
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +27,8 @@ from router.sla import SlaPolicy, SlaTarget
 POLICY_FILES = ("tiers", "sla", "categories", "regions", "queues", "routing")
 CHANNEL_MODES = ("open", "business_hours", "bot", "help_center", "closed")
 QUEUE_KINDS = ("human", "bot", "deflection")
+# Who an SLA warning or breach notifies (sla.toml, policies.<name>.escalation).
+NOTIFY_TARGETS = ("queue_owners", "csm", "account_manager", "webhook")
 
 T = TypeVar("T")
 
@@ -100,6 +102,16 @@ class Region:
 
 
 @dataclass(frozen=True)
+class EscalationPolicy:
+    """What a warning and a breach under one SLA policy set off (SPEC 2.3)."""
+
+    raise_priority: int = 0
+    queue: str | None = None
+    notify: tuple[str, ...] = ()
+    warn: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class QueuePolicy:
     """A queue shipped with the default policy."""
 
@@ -128,6 +140,7 @@ class Policy:
     queues: Mapping[str, QueuePolicy]
     rule_documents: tuple[Mapping[str, Any], ...]
     rules: RuleSet
+    escalations: Mapping[str, EscalationPolicy] = field(default_factory=dict)
 
     def region_for_number(self, number: str) -> Region | None:
         """Return the region whose number (E.164 or an alias) was dialled, if any."""
@@ -290,7 +303,7 @@ def load_policy(directory: Path) -> Policy:
         _enum(sla_file, "sla_categories", raw, Category)
         for raw in sla_file.strings("sla_categories")
     )
-    sla_policies = _load_sla_policies(sla_file, warning_fraction)
+    sla_policies, escalations = _load_sla_policies(sla_file, warning_fraction, queues)
     severities = _load_severities(sla_file)
     sla_file.done()
 
@@ -322,6 +335,7 @@ def load_policy(directory: Path) -> Policy:
         queues=queues,
         rule_documents=tuple(documents),
         rules=rules,
+        escalations=escalations,
     )
 
 
@@ -350,8 +364,11 @@ def _load_queues(file: str, data: dict[str, Any]) -> dict[str, QueuePolicy]:
     return queues
 
 
-def _load_sla_policies(sla_file: _Table, warning_fraction: float) -> dict[str, SlaPolicy]:
+def _load_sla_policies(
+    sla_file: _Table, warning_fraction: float, queues: Mapping[str, QueuePolicy]
+) -> tuple[dict[str, SlaPolicy], dict[str, EscalationPolicy]]:
     policies: dict[str, SlaPolicy] = {}
+    escalations: dict[str, EscalationPolicy] = {}
     for name, table in sla_file.tables("policies"):
         clock = table.get("clock", str)
         if clock not in ("calendar", "business"):
@@ -375,11 +392,39 @@ def _load_sla_policies(sla_file: _Table, warning_fraction: float) -> dict[str, S
                     else SlaTarget(kind="business", duration=duration)
                 )
         targets_table.done()
+        if "escalation" in table.data:
+            escalations[name] = _load_escalation(table.table("escalation"), queues)
         table.done()
         policies[name] = SlaPolicy(name=name, targets=targets, warning_fraction=warning_fraction)
     if "none" not in policies:
         raise sla_file.error("policies.none", "is required (contacts without an SLA use it)")
-    return policies
+    return policies, escalations
+
+
+def _load_escalation(table: _Table, queues: Mapping[str, QueuePolicy]) -> EscalationPolicy:
+    raise_priority = table.get("raise_priority", int, 0)
+    if not 0 <= raise_priority <= 100:
+        raise table.error("raise_priority", "must be between 0 and 100")
+    queue = table.get("queue", str, required=False)
+    if queue is not None:
+        if queue not in queues:
+            raise table.error("queue", f"unknown queue {queue!r} (see queues.toml)")
+        if queues[queue].kind != "human":
+            raise table.error("queue", f"queue {queue!r} is not a queue staff work from")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in ("notify", "warn"):
+        values = table.strings(name)
+        for index, value in enumerate(values):
+            if value not in NOTIFY_TARGETS:
+                raise table.error(
+                    f"{name}[{index}]",
+                    f"unknown value {value!r}; expected one of {', '.join(NOTIFY_TARGETS)}",
+                )
+        lists[name] = tuple(dict.fromkeys(values))
+    table.done()
+    return EscalationPolicy(
+        raise_priority=raise_priority, queue=queue, notify=lists["notify"], warn=lists["warn"]
+    )
 
 
 def _load_severities(sla_file: _Table) -> dict[Severity, SeverityPolicy]:

@@ -21,6 +21,8 @@ _KNOWN_WEAK = {DEV_SECRET, "", "changeme", "change-me", "secret", "password", "d
 _MIN_SECRET_LENGTH = 16
 
 ENVIRONMENTS = ("development", "test", "production")
+MAIL_TRANSPORTS = ("smtp", "console")
+SMTP_SECURITY_MODES = ("none", "starttls", "tls")
 
 
 class SettingsError(ValueError):
@@ -49,9 +51,52 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     mail_from: str = "support@example.com"
+    # Email channel and the mailer (channels/email, router/mailer.py).
+    mail_from_name: str = "Support"
+    mail_transport: str | None = None  # smtp or console; unset: smtp in production, else console
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "none"  # none, starttls or tls
+    smtp_timeout_seconds: int = 10
+    email_max_message_bytes: int = 25 * 1024 * 1024
+    email_webhook_max_age_seconds: int = 300
+    email_rejection_reply_hours: int = 24
+    email_max_replies_per_hour: int = 10
+    email_send_max_attempts: int = 8
     hold_music_url: str | None = None
+    # Chat and the portal's Contact Support form (channels/chat).
+    portal_jwt_leeway_seconds: int = 30
+    chat_message_max_chars: int = 4000
+    chat_max_messages: int = 500
+    portal_text_max_chars: int = 20000
+    help_center_url: str = "https://help.example.com"
+    queue_wait_window_minutes: int = 120
+    queue_wait_sample: int = 25
     policy_dir: Path = DEFAULT_POLICY_DIR
     log_level: str = "INFO"
+    # Voice channel (channels/voice, ivr/). Twilio Webhooks SharedKey secrets as
+    # "KEY_ID=SECRET[,KEY_ID=SECRET]" (two during a key rotation).
+    twilio_shared_keys: str | None = None
+    pin_tries_per_call: int = 3
+    pin_lockout_failures: int = 10
+    pin_lockout_window_seconds: int = 3600
+    pin_lockout_seconds: int = 3600
+    pin_alert_failures: int = 50
+    pin_alert_window_seconds: int = 600
+    pin_slowdown_ms: int = 2000
+    ivr_prompt_repeats: int = 2
+    ivr_gather_timeout_seconds: int = 6
+    # Scheduler process, SLA sweep and notifications (router/scheduler, router/services).
+    sla_sweep_interval_seconds: int = 30
+    sla_sweep_batch_size: int = 500
+    scheduler_maintenance_interval_seconds: int = 300
+    scheduler_stale_after_seconds: int = 300
+    scheduler_lock_retry_seconds: int = 10
+    scheduler_lock_key: int = 0x5EC0_4E11_0001  # PostgreSQL advisory lock key
+    notify_webhook_secret: str | None = None
+    notify_webhook_timeout_seconds: int = 5
+    notify_max_attempts: int = 8
+    metrics_cache_seconds: int = 5
     # Secrets production must be given; names are the environment variables.
     required_secrets: tuple[str, ...] = field(
         default=("SECRET_KEY", "PIN_PEPPER", "PORTAL_JWT_SECRET", "TWILIO_AUTH_TOKEN"),
@@ -68,6 +113,11 @@ class Settings:
         """Return True when running as a production service."""
         return self.env == "production"
 
+    @property
+    def effective_mail_transport(self) -> str:
+        """Return the mail transport in use: MAIL_TRANSPORT, else smtp in production only."""
+        return self.mail_transport or ("smtp" if self.is_production else "console")
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (for tests and tools)."""
         return replace(self, **changes).validated()
@@ -80,10 +130,20 @@ class Settings:
             )
         if self.trusted_proxy_count < 0:
             raise SettingsError("TRUSTED_PROXY_COUNT must be 0 or more")
+        self._validate_mail()
+        if not 0 <= self.portal_jwt_leeway_seconds <= 300:
+            raise SettingsError("PORTAL_JWT_LEEWAY_SECONDS must be between 0 and 300")
+        for variable in _POSITIVE:
+            if getattr(self, _ENV_TO_FIELD[variable]) < 1:
+                raise SettingsError(f"{variable} must be 1 or more")
+        if not self.help_center_url.startswith(("http://", "https://")):
+            raise SettingsError("HELP_CENTER_URL must start with http:// or https://")
         if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
         if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError("PUBLIC_BASE_URL must start with http:// or https://")
+        self._validate_voice()
+        self._validate_scheduler()
         if self.is_production:
             for variable in self.required_secrets:
                 value = getattr(self, _ENV_TO_FIELD[variable])
@@ -92,13 +152,79 @@ class Settings:
                         f"{variable} is missing or set to a default value; production needs a "
                         "real secret (or set APP_ENV=development for local use)"
                     )
-                if len(value) < _MIN_SECRET_LENGTH:
-                    raise SettingsError(
-                        f"{variable} is too short; use at least {_MIN_SECRET_LENGTH} characters"
-                    )
+                # HS256 keys shorter than the hash (32 bytes) weaken the portal tokens (RFC 7518).
+                minimum = 32 if variable == "PORTAL_JWT_SECRET" else _MIN_SECRET_LENGTH
+                if len(value) < minimum:
+                    raise SettingsError(f"{variable} is too short; use at least {minimum} characters")
             if self.database_url == DEFAULT_SQLITE_URL:
                 raise SettingsError("DATABASE_URL is missing; production needs a database URL")
         return self
+
+    def _validate_mail(self) -> None:
+        """Check the mailer and email channel settings."""
+        if self.mail_transport not in (None, *MAIL_TRANSPORTS):
+            raise SettingsError(f"MAIL_TRANSPORT must be one of {', '.join(MAIL_TRANSPORTS)}")
+        if self.smtp_security not in SMTP_SECURITY_MODES:
+            raise SettingsError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
+        if not 1 <= self.smtp_port <= 65535:
+            raise SettingsError("SMTP_PORT must be between 1 and 65535")
+        for variable in _EMAIL_POSITIVE:
+            if getattr(self, _ENV_TO_FIELD[variable]) < 1:
+                raise SettingsError(f"{variable} must be 1 or more")
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise SettingsError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+        if self.is_production and self.smtp_username and self.smtp_security == "none":
+            raise SettingsError(
+                "SMTP_SECURITY must be starttls or tls when SMTP_USERNAME is set in production "
+                "(credentials are never sent in clear text)"
+            )
+
+    def _validate_scheduler(self) -> None:
+        """Check the scheduler, SLA sweep and notification settings."""
+        for variable, (lowest, highest) in _SCHEDULER_RANGES.items():
+            value = getattr(self, _ENV_TO_FIELD[variable])
+            if not lowest <= value <= highest:
+                raise SettingsError(f"{variable} must be between {lowest} and {highest}")
+        if self.scheduler_stale_after_seconds <= self.sla_sweep_interval_seconds:
+            raise SettingsError(
+                "SCHEDULER_STALE_AFTER_SECONDS must be longer than SLA_SWEEP_INTERVAL_SECONDS"
+            )
+        secret = self.notify_webhook_secret
+        weak = secret is not None and (secret in _KNOWN_WEAK or len(secret) < _MIN_SECRET_LENGTH)
+        if self.is_production and weak:
+            raise SettingsError(
+                "NOTIFY_WEBHOOK_SECRET is too weak; use at least "
+                f"{_MIN_SECRET_LENGTH} random characters"
+            )
+
+    def twilio_shared_key_secrets(self) -> dict[str, str]:
+        """Return the Twilio SharedKey secrets by key id (empty when none are configured)."""
+        secrets: dict[str, str] = {}
+        for entry in (self.twilio_shared_keys or "").split(","):
+            if not entry.strip():
+                continue
+            key_id, separator, secret = entry.strip().partition("=")
+            if not separator or not key_id.strip() or not secret.strip():
+                raise SettingsError(
+                    "TWILIO_SHARED_KEYS must be KEY_ID=SECRET pairs, comma-separated"
+                )
+            secrets[key_id.strip()] = secret.strip()
+        return secrets
+
+    def _validate_voice(self) -> None:
+        """Check the voice limits and shared keys, naming the variable at fault."""
+        for variable, (low, high) in _VOICE_RANGES.items():
+            value = getattr(self, _ENV_TO_FIELD[variable])
+            if not low <= value <= high:
+                raise SettingsError(f"{variable} must be between {low} and {high}, not {value}")
+        if self.hold_music_url and not self.hold_music_url.startswith(("http://", "https://")):
+            raise SettingsError("HOLD_MUSIC_URL must start with http:// or https://")
+        secrets = self.twilio_shared_key_secrets()
+        if self.is_production and any(len(s) < _MIN_SECRET_LENGTH for s in secrets.values()):
+            raise SettingsError(
+                "TWILIO_SHARED_KEYS has a secret that is too short; "
+                f"use at least {_MIN_SECRET_LENGTH} characters"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,19 +286,132 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "SMTP_HOST": ("smtp_host", str),
     "SMTP_PORT": ("smtp_port", int),
     "MAIL_FROM": ("mail_from", str),
+    "MAIL_FROM_NAME": ("mail_from_name", str),
+    "MAIL_TRANSPORT": ("mail_transport", str),
+    "SMTP_USERNAME": ("smtp_username", str),
+    "SMTP_PASSWORD": ("smtp_password", str),
+    "SMTP_SECURITY": ("smtp_security", str),
+    "SMTP_TIMEOUT_SECONDS": ("smtp_timeout_seconds", int),
+    "EMAIL_MAX_MESSAGE_BYTES": ("email_max_message_bytes", int),
+    "EMAIL_WEBHOOK_MAX_AGE_SECONDS": ("email_webhook_max_age_seconds", int),
+    "EMAIL_REJECTION_REPLY_HOURS": ("email_rejection_reply_hours", int),
+    "EMAIL_MAX_REPLIES_PER_HOUR": ("email_max_replies_per_hour", int),
+    "EMAIL_SEND_MAX_ATTEMPTS": ("email_send_max_attempts", int),
     "HOLD_MUSIC_URL": ("hold_music_url", str),
+    "PORTAL_JWT_LEEWAY_SECONDS": ("portal_jwt_leeway_seconds", int),
+    "CHAT_MESSAGE_MAX_CHARS": ("chat_message_max_chars", int),
+    "CHAT_MAX_MESSAGES": ("chat_max_messages", int),
+    "PORTAL_TEXT_MAX_CHARS": ("portal_text_max_chars", int),
+    "HELP_CENTER_URL": ("help_center_url", str),
+    "QUEUE_WAIT_WINDOW_MINUTES": ("queue_wait_window_minutes", int),
+    "QUEUE_WAIT_SAMPLE": ("queue_wait_sample", int),
     "POLICY_DIR": ("policy_dir", Path),
     "LOG_LEVEL": ("log_level", str),
+    "TWILIO_SHARED_KEYS": ("twilio_shared_keys", str),
+    "PIN_TRIES_PER_CALL": ("pin_tries_per_call", int),
+    "PIN_LOCKOUT_FAILURES": ("pin_lockout_failures", int),
+    "PIN_LOCKOUT_WINDOW_SECONDS": ("pin_lockout_window_seconds", int),
+    "PIN_LOCKOUT_SECONDS": ("pin_lockout_seconds", int),
+    "PIN_ALERT_FAILURES": ("pin_alert_failures", int),
+    "PIN_ALERT_WINDOW_SECONDS": ("pin_alert_window_seconds", int),
+    "PIN_SLOWDOWN_MS": ("pin_slowdown_ms", int),
+    "IVR_PROMPT_REPEATS": ("ivr_prompt_repeats", int),
+    "IVR_GATHER_TIMEOUT_SECONDS": ("ivr_gather_timeout_seconds", int),
+    "SLA_SWEEP_INTERVAL_SECONDS": ("sla_sweep_interval_seconds", int),
+    "SLA_SWEEP_BATCH_SIZE": ("sla_sweep_batch_size", int),
+    "SCHEDULER_MAINTENANCE_INTERVAL_SECONDS": ("scheduler_maintenance_interval_seconds", int),
+    "SCHEDULER_STALE_AFTER_SECONDS": ("scheduler_stale_after_seconds", int),
+    "SCHEDULER_LOCK_RETRY_SECONDS": ("scheduler_lock_retry_seconds", int),
+    "SCHEDULER_LOCK_KEY": ("scheduler_lock_key", int),
+    "NOTIFY_WEBHOOK_SECRET": ("notify_webhook_secret", str),
+    "NOTIFY_WEBHOOK_TIMEOUT_SECONDS": ("notify_webhook_timeout_seconds", int),
+    "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", int),
+    "METRICS_CACHE_SECONDS": ("metrics_cache_seconds", int),
+}
+# Scheduler limits: (lowest, highest) allowed value of each variable.
+_SCHEDULER_RANGES = {
+    "SLA_SWEEP_INTERVAL_SECONDS": (1, 600),
+    "SLA_SWEEP_BATCH_SIZE": (1, 10_000),
+    "SCHEDULER_MAINTENANCE_INTERVAL_SECONDS": (1, 86400),
+    "SCHEDULER_STALE_AFTER_SECONDS": (2, 86400),
+    # A standby takes over within a minute of the active scheduler's death.
+    "SCHEDULER_LOCK_RETRY_SECONDS": (1, 60),
+    "SCHEDULER_LOCK_KEY": (-(2**63), 2**63 - 1),
+    "NOTIFY_WEBHOOK_TIMEOUT_SECONDS": (1, 60),
+    "NOTIFY_MAX_ATTEMPTS": (1, 50),
+    "METRICS_CACHE_SECONDS": (0, 300),
+}
+# Voice limits: (lowest, highest) allowed value of each variable.
+_VOICE_RANGES = {
+    "PIN_TRIES_PER_CALL": (1, 10),
+    "PIN_LOCKOUT_FAILURES": (1, 1000),
+    "PIN_LOCKOUT_WINDOW_SECONDS": (60, 7 * 86400),
+    "PIN_LOCKOUT_SECONDS": (60, 7 * 86400),
+    "PIN_ALERT_FAILURES": (1, 1_000_000),
+    "PIN_ALERT_WINDOW_SECONDS": (60, 86400),
+    # Twilio waits 15 s for a webhook's answer; the slow-down must leave room for the rest.
+    "PIN_SLOWDOWN_MS": (0, 10_000),
+    "IVR_PROMPT_REPEATS": (0, 5),
+    "IVR_GATHER_TIMEOUT_SECONDS": (1, 60),
 }
 _ENV_TO_FIELD = {variable: name for variable, (name, _) in _VARIABLES.items()}
+_POSITIVE = (
+    "CHAT_MESSAGE_MAX_CHARS",
+    "CHAT_MAX_MESSAGES",
+    "PORTAL_TEXT_MAX_CHARS",
+    "QUEUE_WAIT_WINDOW_MINUTES",
+    "QUEUE_WAIT_SAMPLE",
+)
+_EMAIL_POSITIVE = (
+    "SMTP_TIMEOUT_SECONDS",
+    "EMAIL_MAX_MESSAGE_BYTES",
+    "EMAIL_WEBHOOK_MAX_AGE_SECONDS",
+    "EMAIL_REJECTION_REPLY_HOURS",
+    "EMAIL_MAX_REPLIES_PER_HOUR",
+    "EMAIL_SEND_MAX_ATTEMPTS",
+)
 _PUBLIC_FIELDS = {
     "env",
+    "sla_sweep_interval_seconds",
+    "sla_sweep_batch_size",
+    "scheduler_maintenance_interval_seconds",
+    "scheduler_stale_after_seconds",
+    "scheduler_lock_retry_seconds",
+    "scheduler_lock_key",
+    "notify_webhook_timeout_seconds",
+    "notify_max_attempts",
+    "metrics_cache_seconds",
     "public_base_url",
     "trusted_proxy_count",
     "smtp_host",
     "smtp_port",
     "mail_from",
+    "mail_from_name",
+    "mail_transport",
+    "smtp_security",
+    "smtp_timeout_seconds",
+    "email_max_message_bytes",
+    "email_webhook_max_age_seconds",
+    "email_rejection_reply_hours",
+    "email_max_replies_per_hour",
+    "email_send_max_attempts",
     "hold_music_url",
+    "portal_jwt_leeway_seconds",
+    "chat_message_max_chars",
+    "chat_max_messages",
+    "portal_text_max_chars",
+    "help_center_url",
+    "queue_wait_window_minutes",
+    "queue_wait_sample",
     "policy_dir",
     "log_level",
+    "pin_tries_per_call",
+    "pin_lockout_failures",
+    "pin_lockout_window_seconds",
+    "pin_lockout_seconds",
+    "pin_alert_failures",
+    "pin_alert_window_seconds",
+    "pin_slowdown_ms",
+    "ivr_prompt_repeats",
+    "ivr_gather_timeout_seconds",
 }

@@ -19,6 +19,7 @@ from router import migrate
 from router.domain import Category, Channel, Severity, Tier, Topic
 from router.rules import ContactAttributes
 from router.runtime import runtime
+from router.scheduler.cli import scheduler_command
 from router.services.accounts import CsvImportError, import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import load_demo_data
@@ -38,6 +39,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_data)
     app.cli.add_command(simulate_group)
     app.cli.add_command(explain)
+    app.cli.add_command(scheduler_command)
 
 
 @db_group.command("upgrade")

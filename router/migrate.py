@@ -18,6 +18,7 @@ def metadata() -> MetaData:
     # Imported here, not at module top, so the core does not depend on the channel packages.
     import channels.email.models
     import channels.voice.models  # noqa: F401
+    import router.scheduler.models  # noqa: F401
     from router.models import Base
 
     return Base.metadata

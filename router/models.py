@@ -238,6 +238,8 @@ class Contact(Base):
         Index("ix_contacts_queue_waiting", "queue_key", "status", "priority", "received_at"),
         Index("ix_contacts_sla_due", "sla_state", "due_at"),
         Index("ix_contacts_sla_warning", "sla_state", "warning_at"),
+        # Recent waits per queue (estimated wait for chat and the console).
+        Index("ix_contacts_queue_accepted", "queue_key", "accepted_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,7 +1,179 @@
-"""Chat channel HTTP handlers (SPEC 4): verify, normalise, call the intake service, render."""
+"""Chat channel HTTP handlers (SPEC 4): verify, normalise, call the intake service, render.
+
+``POST /chat/sessions``, ``GET /chat/sessions/<id>``, ``POST /chat/sessions/<id>/messages``,
+``POST /chat/sessions/<id>/handoff`` and ``POST /portal/requests``, all authenticated by the
+portal's HS256 token. Retries with the same ``Idempotency-Key`` header answer the first result.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import OperationalError
+
+from channels.chat import forms
+from channels.chat.service import (
+    AuthError,
+    ChatService,
+    Conflict,
+    KeyReused,
+    LimitReached,
+    NotFound,
+    Outcome,
+    PortalUser,
+)
+from router.runtime import EXTENSION_KEY, Runtime
+
+log = logging.getLogger("router.chat")
 
 blueprint = Blueprint("chat", __name__)
+
+EXTENSION = "channels.chat"
+
+Reply = tuple[Response, int] | tuple[Response, int, dict[str, str]]
+
+
+def chat_service(app: Flask | None = None) -> ChatService:
+    """Return the app's chat service, made on first use from the app's runtime."""
+    app = app if app is not None else current_app
+    service: ChatService | None = app.extensions.get(EXTENSION)
+    if service is None:
+        rt: Runtime = app.extensions[EXTENSION_KEY]
+        service = ChatService(settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake)
+        app.extensions[EXTENSION] = service
+    return service
+
+
+@blueprint.post("/chat/sessions")
+def open_session() -> Reply:
+    """Open a chat for the admin the portal token names (SPEC 4.3)."""
+    service = chat_service()
+    user = _user(service)
+    form = forms.parse_chat_open(_body(), message_max_chars=service.settings.chat_message_max_chars)
+    return _render(service.open_session(user, form, _key()))
+
+
+@blueprint.get("/chat/sessions/<int:contact_id>")
+def session_state(contact_id: int) -> Reply:
+    """Answer a session's current mode, queue position and estimated wait."""
+    service = chat_service()
+    return jsonify(service.session_state(_user(service), contact_id)), 200
+
+
+@blueprint.post("/chat/sessions/<int:contact_id>/messages")
+def post_message(contact_id: int) -> Reply:
+    """Append the admin's message to the session's timeline."""
+    service = chat_service()
+    user = _user(service)
+    message = forms.parse_chat_message(_body(), max_chars=service.settings.chat_message_max_chars)
+    return _render(service.post_message(user, contact_id, message, _key()))
+
+
+@blueprint.post("/chat/sessions/<int:contact_id>/handoff")
+def handoff(contact_id: int) -> Reply:
+    """Hand a SupportBot session to a human (or say when one is back)."""
+    service = chat_service()
+    user = _user(service)
+    reason = forms.parse_handoff(
+        _body(allow_empty=True), max_chars=service.settings.chat_message_max_chars
+    )
+    return _render(service.handoff(user, contact_id, reason))
+
+
+@blueprint.post("/portal/requests")
+def portal_request() -> Reply:
+    """Create a contact from the portal's Contact Support form."""
+    service = chat_service()
+    user = _user(service)
+    form = forms.parse_portal_request(
+        _body(), text_max_chars=service.settings.portal_text_max_chars
+    )
+    return _render(service.submit_request(user, form, _key()))
+
+
+def _user(service: ChatService) -> PortalUser:
+    return service.authenticate(request.headers.get("Authorization"))
+
+
+def _key() -> str | None:
+    return forms.parse_idempotency_key(request.headers.get("Idempotency-Key"))
+
+
+_NOT_JSON = object()  # fails every form's "must be a JSON object" check
+
+
+def _body(*, allow_empty: bool = False) -> object:
+    if allow_empty and not request.get_data(cache=True).strip():
+        return None
+    # Portals send JSON; a missing or wrong Content-Type is not worth refusing a customer for.
+    parsed = request.get_json(force=True, silent=True)
+    return _NOT_JSON if parsed is None else parsed
+
+
+def _render(outcome: Outcome) -> Reply:
+    return jsonify(outcome.body), 201 if outcome.created else 200
+
+
+def _error(status: int, error: str, message: str, **extra: object) -> tuple[Response, int]:
+    return jsonify(error=error, message=message, **extra), status
+
+
+@blueprint.errorhandler(AuthError)
+def _unauthorised(exc: AuthError) -> Reply:
+    # The reason, never the token: tokens are credentials.
+    log.info("portal token refused on %s: %s", request.path, exc.reason)
+    challenge = f'Bearer realm="portal", error="invalid_token", error_description="{exc.reason}"'
+    response, status = _error(401, "Unauthorized", exc.message, reason=exc.reason)
+    return response, status, {"WWW-Authenticate": challenge}
+
+
+@blueprint.errorhandler(forms.TooLong)
+def _too_long(exc: forms.TooLong) -> Reply:
+    return _error(413, "Payload Too Large", f"{exc.field} {exc.message}", field=exc.field)
+
+
+@blueprint.errorhandler(forms.FormError)
+def _bad_request(exc: forms.FormError) -> Reply:
+    return _error(400, "Bad Request", f"{exc.field} {exc.message}", field=exc.field)
+
+
+@blueprint.errorhandler(NotFound)
+def _not_found(_exc: NotFound) -> Reply:
+    return _error(404, "Not Found", "no such chat session for this administrator")
+
+
+@blueprint.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> Reply:
+    return _error(409, "Conflict", exc.message, reason=exc.reason)
+
+
+@blueprint.errorhandler(KeyReused)
+def _key_reused(_exc: KeyReused) -> Reply:
+    return _error(
+        422,
+        "Unprocessable Entity",
+        "this Idempotency-Key was already used for a different request; use a new key",
+        reason="idempotency_key_reused",
+    )
+
+
+@blueprint.errorhandler(LimitReached)
+def _limit(_exc: LimitReached) -> Reply:
+    limit = chat_service().settings.chat_max_messages
+    return _error(
+        429,
+        "Too Many Requests",
+        f"this chat has reached its limit of {limit} messages; continue by email or open a "
+        "new chat",
+        reason="message_limit",
+    )
+
+
+@blueprint.errorhandler(OperationalError)
+def _unavailable(_exc: OperationalError) -> Reply:
+    log.exception("database unavailable on %s", request.path)
+    response, status = _error(
+        503, "Service Unavailable", "support chat is briefly unavailable; please retry"
+    )
+    return response, status, {"Retry-After": "5"}

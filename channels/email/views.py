@@ -1,7 +1,251 @@
-"""Email channel HTTP handlers (SPEC 4): verify, normalise, call the intake service, render."""
+"""Email channel HTTP handlers (SPEC 4.2): verify, normalise, call the email service, render.
+
+Every endpoint answers 2xx once the message is stored (or deliberately not: a duplicate, our
+own mail), 5xx only when it could not be stored so the provider retries, and a clear 4xx for
+credentials (401; 403 when the endpoint is not configured or a token is replayed), size (413),
+media type (415) and malformed payloads (400).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
-blueprint = Blueprint("email", __name__)
+import click
+from flask import Blueprint, Response, abort, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from channels.email import ecdsa, mailgun, postmark, rawmime, sendgrid
+from channels.email.formdata import FormData, FormError, parse_form
+from channels.email.normalise import InboundEmail, MalformedEmail
+from channels.email.service import EmailChannel, ReplayedToken, retry_email_outbox
+from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
+from config.settings import Settings
+from router.runtime import runtime
+
+blueprint = Blueprint("email", __name__, cli_group="email")
+log = logging.getLogger(__name__)
+
+
+@blueprint.before_request
+def _limit_size() -> None:
+    """Apply the email size limit (instead of the app-wide one) to these endpoints."""
+    limit = runtime().settings.email_max_message_bytes
+    request.max_content_length = limit
+    request.max_form_memory_size = limit
+
+
+@blueprint.post("/email/inbound/sendgrid")
+def inbound_sendgrid() -> tuple[Response, int]:
+    """Take a SendGrid Inbound Parse post (parsed or raw mode)."""
+    settings = runtime().settings
+    basic = settings.sendgrid_basic_user and settings.sendgrid_basic_password
+    key_text = settings.sendgrid_webhook_public_key
+    if not basic and not key_text:
+        _refuse_unconfigured(
+            "sendgrid",
+            "SENDGRID_BASIC_USER and SENDGRID_BASIC_PASSWORD (or SENDGRID_WEBHOOK_PUBLIC_KEY)",
+        )
+    if basic:
+        _authenticate(
+            lambda: check_basic(
+                request.headers.get("Authorization"),
+                settings.sendgrid_basic_user or "",
+                settings.sendgrid_basic_password or "",
+            ),
+            basic_realm="sendgrid",
+        )
+    body = _body(settings)
+    if key_text:
+        try:
+            key = ecdsa.PublicKey.load(key_text)
+        except ecdsa.PublicKeyError as exc:
+            log.error("SENDGRID_WEBHOOK_PUBLIC_KEY is unusable: %s", exc)
+            _fail(503, "the SendGrid verification key is misconfigured; the request was not taken")
+        _authenticate(
+            lambda: sendgrid.verify_signature(
+                key,
+                body,
+                request.headers.get(sendgrid.SIGNATURE_HEADER),
+                request.headers.get(sendgrid.TIMESTAMP_HEADER),
+                now=datetime.now(UTC),
+                max_age_seconds=settings.email_webhook_max_age_seconds,
+            )
+        )
+    form = _form(body)
+    return _accept(_parse(lambda: sendgrid.parse(form, _own(settings))))
+
+
+@blueprint.post("/email/inbound/mailgun")
+def inbound_mailgun() -> tuple[Response, int]:
+    """Take a Mailgun route post, signed with the webhook signing key."""
+    settings = runtime().settings
+    signing_key = settings.mailgun_signing_key
+    if not signing_key:
+        _refuse_unconfigured("mailgun", "MAILGUN_SIGNING_KEY")
+    form = _form(_body(settings))
+    fields: tuple[str, str, str] = ("", "", "")
+
+    def verify() -> None:
+        nonlocal fields
+        fields = mailgun.signature_fields(form)
+        mailgun.verify(
+            signing_key or "",
+            *fields,
+            now=datetime.now(UTC),
+            max_age_seconds=settings.email_webhook_max_age_seconds,
+        )
+
+    _authenticate(verify)
+    email = _parse(lambda: mailgun.parse(form, _own(settings)))
+    return _accept(email, replay_token=("mailgun", fields[1][:255]))
+
+
+@blueprint.post("/email/inbound/postmark")
+def inbound_postmark() -> tuple[Response, int]:
+    """Take a Postmark inbound post (JSON, HTTP Basic credentials)."""
+    settings = runtime().settings
+    user, password = settings.postmark_basic_user, settings.postmark_basic_password
+    if not user or not password:
+        _refuse_unconfigured("postmark", "POSTMARK_BASIC_USER and POSTMARK_BASIC_PASSWORD")
+    _authenticate(
+        lambda: check_basic(request.headers.get("Authorization"), user or "", password or ""),
+        basic_realm="postmark",
+    )
+    body = _body(settings)
+    if request.mimetype != "application/json":
+        _fail(415, f"expected application/json, not {request.mimetype or 'no content type'}")
+    return _accept(_parse(lambda: postmark.parse(postmark.load(body), _own(settings))))
+
+
+@blueprint.post("/email/inbound/mime")
+def inbound_mime() -> tuple[Response, int]:
+    """Take a raw RFC 5322 message as the body (bearer token)."""
+    settings = runtime().settings
+    token = settings.inbound_mime_token
+    if not token:
+        _refuse_unconfigured("mime", "INBOUND_MIME_TOKEN")
+    _authenticate(lambda: check_bearer(request.headers.get("Authorization"), token or ""))
+    if request.mimetype.startswith("multipart/") or request.mimetype.endswith("form-urlencoded"):
+        _fail(415, "post the raw message itself as the body (e.g. message/rfc822), not a form")
+    body = _body(settings)
+    return _accept(_parse(lambda: rawmime.parse(body, _own(settings))))
+
+
+@blueprint.cli.command("retry-outbox")
+@click.option("--limit", default=100, show_default=True, help="Most replies to try in this run.")
+def retry_outbox(limit: int) -> None:
+    """Send the email replies whose earlier attempts failed and are due again."""
+    summary = retry_email_outbox(runtime(), limit=limit)
+    click.echo(
+        f"email outbox: {summary.attempted} attempted, {summary.sent} sent, "
+        f"{summary.failed} failed (retried later or abandoned)"
+    )
+
+
+def _accept(
+    email: InboundEmail, replay_token: tuple[str, str] | None = None
+) -> tuple[Response, int]:
+    """Store the message, then send what it is owed; answer the provider."""
+    channel = EmailChannel.from_runtime(runtime())
+    try:
+        receipt = channel.receive(email, datetime.now(UTC), replay_token=replay_token)
+    except ReplayedToken:
+        _fail(403, "this webhook token was used before: replayed request refused")
+    except SQLAlchemyError as exc:
+        log.error(
+            "email %s from %s not stored: %s", email.message_id, email.provider, type(exc).__name__
+        )
+        response = jsonify(
+            error="Service Unavailable",
+            message="the message could not be stored; retry later",
+        )
+        response.headers["Retry-After"] = "60"
+        return response, 503
+    sent: dict[int, Any] = {}
+    try:
+        for delivery in channel.deliver([reply.outbox_id for reply in receipt.replies]):
+            sent[delivery.outbox_id] = delivery
+    except Exception:  # stored and owed: the outbox retries it; the provider must not
+        log.exception("replies to contact %s not sent now; left for retry", receipt.reference)
+    log.info(
+        "email %s via %s: %s %s (%s)",
+        email.message_id,
+        email.provider,
+        receipt.outcome,
+        receipt.reference,
+        receipt.status,
+    )
+    replies = [
+        {
+            "kind": reply.kind,
+            "to": reply.to,
+            "subject": reply.subject,
+            "text": reply.body,
+            "message_id": reply.message_id,
+            "sent": bool(sent.get(reply.outbox_id) and sent[reply.outbox_id].sent),
+        }
+        for reply in receipt.replies
+    ]
+    return jsonify({**receipt.to_dict(), "message_id": email.message_id, "replies": replies}), 200
+
+
+def _parse(parse: Callable[[], InboundEmail]) -> InboundEmail:
+    try:
+        return parse()
+    except MalformedEmail as exc:
+        _fail(400, str(exc))
+
+
+def _form(body: bytes) -> FormData:
+    try:
+        return parse_form(request.content_type, body)
+    except FormError as exc:
+        status = 415 if str(exc).startswith("expected") else 400
+        _fail(status, str(exc))
+
+
+def _body(settings: Settings) -> bytes:
+    limit = settings.email_max_message_bytes
+    too_big = f"the email is larger than the {limit}-byte limit (EMAIL_MAX_MESSAGE_BYTES)"
+    if request.content_length is not None and request.content_length > limit:
+        _fail(413, too_big)
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        _fail(413, too_big)
+
+
+def _authenticate(check: Callable[[], None], basic_realm: str | None = None) -> None:
+    try:
+        check()
+    except WebhookAuthError as exc:
+        response = jsonify(error="Unauthorized", message=exc.reason)
+        if basic_realm:
+            response.headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
+        response.status_code = 401
+        abort(response)
+
+
+def _refuse_unconfigured(provider: str, variables: str) -> NoReturn:
+    _fail(403, f"the {provider} endpoint is not configured: set {variables}")
+
+
+def _own(settings: Settings) -> frozenset[str]:
+    return frozenset({settings.mail_from.strip().lower()})
+
+
+def _fail(status: int, message: str) -> NoReturn:
+    names = {
+        400: "Bad Request",
+        403: "Forbidden",
+        413: "Request Entity Too Large",
+        415: "Unsupported Media Type",
+        503: "Service Unavailable",
+    }
+    response = jsonify(error=names.get(status, "Error"), message=message)
+    response.status_code = status
+    abort(response)

@@ -1,7 +1,229 @@
-"""Voice channel HTTP handlers (SPEC 4): verify, normalise, call the intake service, render."""
+"""Voice channel HTTP handlers (SPEC 4.1): verify, normalise, call the voice service, render.
+
+Every URL here checks `X-Twilio-Signature` first (403 otherwise). A step that cannot reach the
+database answers with the fallback queue instead of an error, so no caller is dropped.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+import re
+from collections.abc import Callable
 
-blueprint = Blueprint("voice", __name__)
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy.exc import SQLAlchemyError
+
+from channels.voice import signature
+from channels.voice.service import CallRequest, VoiceConfig, VoiceService
+from ivr.machine import Stage
+from ivr.twiml import CONTENT_TYPE, Urls
+from router.runtime import EXTENSION_KEY, Runtime, runtime
+
+blueprint = Blueprint("voice", __name__, url_prefix="/voice")
+log = logging.getLogger(__name__)
+
+SERVICE_KEY = "voice"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+_CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# QueueResult and CallStatus values: bridged, queue-full, no-answer, ...
+_STATUS_WORD = re.compile(r"[a-z-]{1,32}")
+
+
+class BadWebhook(ValueError):
+    """A signed request the IVR cannot use (a missing CallSid, a broken step number)."""
+
+
+@blueprint.record_once
+def _create_service(state: BlueprintSetupState) -> None:
+    """Build the app's voice service once, from its runtime."""
+    rt: Runtime = state.app.extensions[EXTENSION_KEY]
+    state.app.extensions[SERVICE_KEY] = VoiceService(
+        rt.db, rt.policy, rt.intake, VoiceConfig.from_settings(rt.settings)
+    )
+
+
+def voice_service() -> VoiceService:
+    """Return the current app's voice service."""
+    service: VoiceService = current_app.extensions[SERVICE_KEY]
+    return service
+
+
+@blueprint.before_request
+def _authenticate() -> tuple[Response, int] | None:
+    """Refuse any request Twilio did not sign for this public URL."""
+    verdict = signature.check(request, runtime().settings)
+    if verdict.ok:
+        return None
+    # Never the signature, the token or the body: only what lets an operator find the cause.
+    log.warning(
+        "refused voice webhook %s %s from %s: %s (%s)",
+        request.method,
+        request.path,
+        request.remote_addr,
+        verdict.reason,
+        verdict.algorithm,
+    )
+    return jsonify(error="Forbidden", message="missing or invalid Twilio signature"), 403
+
+
+@blueprint.post("/incoming")
+def incoming() -> Response:
+    """Answer a new call (the Voice URL of every regional number)."""
+    return _answer(lambda: voice_service().incoming(_call(), _urls()))
+
+
+@blueprint.post("/fallback")
+def fallback() -> Response:
+    """Answer without the database: an apology, then the fallback queue."""
+    return _twiml(voice_service().fallback(_dialled(), _urls()))
+
+
+@blueprint.post("/pin")
+def pin() -> Response:
+    """Take the keyed PIN."""
+    return _answer(
+        lambda: voice_service().pin(_call(), _step(), request.form.get("Digits"), _urls())
+    )
+
+
+@blueprint.post("/severity")
+def severity() -> Response:
+    """Take the severity choice."""
+    return _menu(Stage.SEVERITY)
+
+
+@blueprint.post("/topic")
+def topic() -> Response:
+    """Take the topic choice, open the contact and queue the caller."""
+    return _menu(Stage.TOPIC)
+
+
+@blueprint.post("/wait")
+def wait() -> Response:
+    """Tell a waiting caller their position and expected wait, then play hold music."""
+    voice = request.args.get("lang", "")
+    position = _number(request.form.get("QueuePosition"))
+    average = _number(request.form.get("AvgQueueTime"))
+    return _twiml(voice_service().wait(voice, position, average, _urls()))
+
+
+@blueprint.post("/queue-result")
+def queue_result() -> Response:
+    """Record why the caller left the queue (Enqueue's action URL) and answer."""
+    result = request.form.get("QueueResult", "").strip().lower()
+    if not _STATUS_WORD.fullmatch(result):
+        return _bad_request(BadWebhook("QueueResult is missing or malformed"))
+    queue_time = _number(request.form.get("QueueTime"))
+    try:
+        call = _call()
+        return _twiml(voice_service().queue_result(call, result, queue_time, _urls()))
+    except BadWebhook as exc:
+        return _bad_request(exc)
+    except SQLAlchemyError as exc:
+        log.error(
+            "voice queue result %s not recorded: database unavailable (%s)",
+            result,
+            type(exc).__name__,
+        )
+    except Exception:
+        log.exception("voice queue result %s not recorded: unexpected error", result)
+    if result == "hangup":
+        # The caller is gone: refuse, so the report is not acknowledged and lost.
+        return _unavailable()
+    # The caller is still on the line: answer as the result needs, without the database.
+    return _twiml(voice_service().queue_left_offline(result, _dialled(), _urls()))
+
+
+@blueprint.post("/status")
+def status() -> Response | tuple[Response, int]:
+    """Record the call status callback ("completed" goes on the contact's timeline)."""
+    call_status = request.form.get("CallStatus", "").strip().lower()
+    if not _STATUS_WORD.fullmatch(call_status):
+        return jsonify(error="Bad Request", message="CallStatus is missing or malformed"), 400
+    try:
+        call = _call()
+        voice_service().status(call, call_status, _number(request.form.get("CallDuration")))
+    except BadWebhook as exc:
+        return jsonify(error="Bad Request", message=str(exc)), 400
+    except SQLAlchemyError as exc:
+        log.error(
+            "voice status %s not recorded: database unavailable (%s)",
+            call_status,
+            type(exc).__name__,
+        )
+        return _unavailable()
+    return Response(status=204)
+
+
+def _menu(stage: Stage) -> Response:
+    return _answer(
+        lambda: voice_service().menu(_call(), stage, _step(), request.form.get("Digits"), _urls())
+    )
+
+
+def _answer(work: Callable[[], str]) -> Response:
+    """Run one IVR step; if it fails, the caller still reaches a human via the fallback queue."""
+    try:
+        return _twiml(work())
+    except BadWebhook as exc:
+        return _bad_request(exc)
+    except SQLAlchemyError as exc:
+        log.error(
+            "voice %s: database unavailable (%s); caller sent to the fallback queue",
+            request.path,
+            type(exc).__name__,
+        )
+    except Exception:
+        log.exception("voice %s: unexpected error; caller sent to the fallback queue", request.path)
+    return _twiml(voice_service().fallback(_dialled(), _urls()))
+
+
+def _call() -> CallRequest:
+    """Read the call's identity from the webhook's form."""
+    call_sid = request.form.get("CallSid", "").strip()
+    if not _CALL_SID.fullmatch(call_sid):
+        raise BadWebhook("CallSid is missing or malformed")
+    token = request.headers.get(IDEMPOTENCY_HEADER, "").strip()[:128] or None
+    return CallRequest(
+        call_sid=call_sid,
+        from_number=request.form.get("From", "").strip()[:64],
+        to_number=_dialled(),
+        idempotency_token=token,
+    )
+
+
+def _dialled() -> str:
+    return (request.form.get("To") or request.form.get("Called") or "").strip()[:64]
+
+
+def _step() -> int:
+    raw = request.args.get("step", "")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise BadWebhook("the step number in the URL is missing or malformed")
+    return int(raw)
+
+
+def _number(raw: str | None) -> int | None:
+    """Read a Twilio count (seconds, a position); anything else is treated as absent."""
+    text = (raw or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
+def _urls() -> Urls:
+    return Urls(base=f"{request.script_root}{blueprint.url_prefix}/")
+
+
+def _twiml(twiml: str, status: int = 200) -> Response:
+    return Response(twiml, status=status, content_type=CONTENT_TYPE)
+
+
+def _bad_request(exc: BadWebhook) -> Response:
+    log.warning("voice %s: bad webhook: %s", request.path, exc)
+    return _twiml(voice_service().failure(_dialled(), _urls()), status=400)
+
+
+def _unavailable() -> Response:
+    response = jsonify(error="Service Unavailable", message="could not record the report; retry")
+    response.status_code = 503
+    return response

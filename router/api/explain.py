@@ -6,16 +6,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from router.api.auth import SECURITY, require_role
+from router.api.common import make_blueprint, protected, responds
 from router.domain import Category, Channel, Severity, StaffRole, Tier, Topic
 from router.rules import ContactAttributes
 from router.runtime import runtime
 from router.services.intake import ContactRequest, IdentityError
 
-blueprint = Blueprint("explain", __name__, description="Explain routing decisions")
+blueprint = make_blueprint("explain", "Explain routing decisions")
+
+# Routing and SLA arithmetic is defined for contacts of this era; far-off instants are mistakes.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class AttrValue(fields.Field):  # type: ignore[type-arg]
+    """A custom account attribute's value: a string, a number or true/false."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool | int | float | str) and value == value:  # rejects NaN
+            if isinstance(value, str) and len(value) > 500:
+                raise ValidationError("at most 500 characters")
+            return value
+        raise ValidationError("must be a string, a number or true/false")
 
 
 def _choice(enum: type[Any]) -> validate.OneOf:
@@ -39,9 +54,18 @@ class AttributesSchema(Schema):
     topic = fields.String(load_default=None, allow_none=True, validate=_choice(Topic))
     number_region = fields.String(load_default=None, allow_none=True)
     language = fields.String(load_default=None, allow_none=True)
-    tags = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    tags = fields.List(
+        fields.String(validate=validate.Length(max=100)),
+        load_default=list,
+        validate=validate.Length(max=50),
+    )
     subject = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    attrs = fields.Dict(keys=fields.String(), load_default=dict)
+    attrs = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=AttrValue(),
+        load_default=dict,
+        validate=validate.Length(max=50),
+    )
 
 
 class ExplainRequestSchema(Schema):
@@ -55,9 +79,14 @@ class ExplainRequestSchema(Schema):
     topic = fields.String(validate=_choice(Topic))
     number_region = fields.String(validate=validate.Length(max=16))
     subject = fields.String(validate=validate.Length(max=500))
-    tags = fields.List(fields.String(validate=validate.Length(max=100)))
+    tags = fields.List(
+        fields.String(validate=validate.Length(max=100)), validate=validate.Length(max=50)
+    )
     handoff = fields.Boolean()
-    received_at = fields.AwareDateTime(metadata={"description": "Default: now"})
+    received_at = fields.AwareDateTime(
+        validate=validate.Range(min=EARLIEST, max=LATEST),
+        metadata={"description": "Default: now (2000-01-01 to 2100-01-01)"},
+    )
     attributes = fields.Nested(AttributesSchema)
 
     @validates_schema
@@ -83,36 +112,41 @@ class ExplainResponseSchema(Schema):
 class Explain(MethodView):
     """Explain how a contact would be routed."""
 
-    @blueprint.doc(security=SECURITY)
+    @protected(blueprint, StaffRole.VIEWER)
     @blueprint.arguments(ExplainRequestSchema)
     @blueprint.response(200, ExplainResponseSchema)
-    @blueprint.alt_response(401, description="Missing or invalid token")
-    @blueprint.alt_response(404, description="Unknown account or admin")
-    @require_role(StaffRole.VIEWER)
+    @responds(blueprint, 404)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Route attributes or an account's sample contact; return decision and trace."""
-        received_at = body.get("received_at") or datetime.now(UTC)
+        sample = sample_contact(body)
         intake = runtime().intake
-        if "attributes" in body:
-            values = dict(body["attributes"])
-            values["tags"] = frozenset(values["tags"])
-            return intake.explain_attributes(ContactAttributes(received_at=received_at, **values))
-        request = ContactRequest(
-            channel=Channel(body["channel"]),
-            external_id="explain",
-            received_at=received_at,
-            account_id=body.get("account_id"),
-            admin_email=body.get("admin_email"),
-            severity=Severity(body["severity"]) if "severity" in body else None,
-            category=Category(body["category"]) if "category" in body else None,
-            topic=Topic(body["topic"]) if "topic" in body else None,
-            number_region=body.get("number_region"),
-            subject=body.get("subject"),
-            tags=frozenset(body.get("tags", ())),
-            handoff=body.get("handoff", False),
-        )
+        if isinstance(sample, ContactAttributes):
+            return intake.explain_attributes(sample)
         try:
-            return intake.explain_request(request)
+            return intake.explain_request(sample)
         except IdentityError as exc:
             abort(404, message=f"cannot identify the contact: {exc.reason}")
         raise AssertionError("unreachable")
+
+
+def sample_contact(body: dict[str, Any]) -> ContactAttributes | ContactRequest:
+    """Turn a loaded ExplainRequestSchema body into explicit attributes or a contact request."""
+    received_at = body.get("received_at") or datetime.now(UTC)
+    if "attributes" in body:
+        values = dict(body["attributes"])
+        values["tags"] = frozenset(values["tags"])
+        return ContactAttributes(received_at=received_at, **values)
+    return ContactRequest(
+        channel=Channel(body["channel"]),
+        external_id="explain",
+        received_at=received_at,
+        account_id=body.get("account_id"),
+        admin_email=body.get("admin_email"),
+        severity=Severity(body["severity"]) if "severity" in body else None,
+        category=Category(body["category"]) if "category" in body else None,
+        topic=Topic(body["topic"]) if "topic" in body else None,
+        number_region=body.get("number_region"),
+        subject=body.get("subject"),
+        tags=frozenset(body.get("tags", ())),
+        handoff=body.get("handoff", False),
+    )

@@ -1,7 +1,270 @@
-"""Staff console pages."""
+"""Staff console: sessions, CSRF protection, security headers, and the pages' shared helpers.
+
+Pages live in the sibling modules (queues, contacts, rules, accounts, calendars, audit); each
+registers its routes on ``blueprint`` below. Handlers are thin: read the form, call a service,
+render a template (Jinja escapes everything it prints).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-blueprint = Blueprint("console", __name__, url_prefix="/console")
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sansio.blueprints import BlueprintSetupState
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from router.domain import StaffRole
+from router.models import StaffUser
+from router.runtime import runtime
+from router.services.errors import ServiceError
+from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from router.services.staff import StaffIdentity, verify_password
+
+blueprint = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    template_folder="templates",
+    static_folder="static",
+)
+csrf = CSRFProtect()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Pages render data only from the server; scripts and styles come from our own static files.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@blueprint.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    """Protect the console's forms with CSRF tokens, without touching webhooks or the API."""
+    app = cast(Flask, state.app)
+    # CSRF is checked in this blueprint's before_request only: provider webhooks and the
+    # bearer-token API have no browser session to forge.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
+    csrf.init_app(app)
+
+
+@blueprint.before_request
+def _check_csrf() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+    g.console_now = datetime.now(UTC)
+
+
+@blueprint.after_request
+def _headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "console.static":
+        # Pages show customer data: never keep them in shared or browser caches.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.errorhandler(CSRFError)
+def _csrf_error(error: CSRFError) -> tuple[str, int]:
+    return render_template(
+        "console/error.html",
+        title="Form expired",
+        message=f"{error.description} Reload the page and submit the form again.",
+    ), 400
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[str, int] | BaseResponse:
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        answer = jsonify(error=error.name, message=error.description)
+        answer.status_code = error.code or 500
+        return answer
+    return render_template(
+        "console/error.html", title=error.name, message=error.description
+    ), error.code or 500
+
+
+# -- who is logged in --------------------------------------------------------------------------
+
+
+def current_user() -> StaffIdentity | None:
+    """Return the logged-in staff member, re-read each request (deactivation is immediate)."""
+    if "console_user" in g:
+        user: StaffIdentity | None = g.console_user
+        return user
+    identity = None
+    staff_id = session.get("staff_id")
+    if isinstance(staff_id, int):
+        with runtime().db.session() as db_session:
+            user_row = db_session.get(StaffUser, staff_id)
+            if user_row is not None and user_row.active:
+                identity = StaffIdentity(
+                    id=user_row.id, email=user_row.email, role=StaffRole(user_row.role)
+                )
+    g.console_user = identity
+    return identity
+
+
+def login_required(role: StaffRole = StaffRole.VIEWER) -> Callable[[F], F]:
+    """Send anonymous visitors to the login page; refuse (403) staff below ``role``."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                if request.method == "GET":
+                    target = request.full_path.rstrip("?")
+                    return redirect(url_for("console.login", next=target))
+                return redirect(url_for("console.login"))
+            if user.role.rank < role.rank:
+                abort(403, description=f"This needs the {role.value} role; yours is {user.role}.")
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def can(role: str) -> bool:
+    """Return whether the logged-in user has at least ``role`` (for templates)."""
+    user = current_user()
+    return user is not None and user.role.rank >= StaffRole(role).rank
+
+
+@blueprint.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"console_user": current_user, "can": can}
+
+
+def actor() -> str:
+    """Return the logged-in user's email for audit entries."""
+    user = current_user()
+    assert user is not None
+    return user.email
+
+
+def now() -> datetime:
+    """Return this request's instant."""
+    value: datetime = g.get("console_now") or datetime.now(UTC)
+    return value
+
+
+def page_args(default: int = DEFAULT_PER_PAGE) -> tuple[int, int]:
+    """Read ?page= and ?per_page= (bad values fall back to the first page)."""
+    try:
+        page = max(1, min(int(request.args.get("page", 1)), 1_000_000))
+    except ValueError:
+        page = 1
+    try:
+        per_page = max(1, min(int(request.args.get("per_page", default)), MAX_PER_PAGE))
+    except ValueError:
+        per_page = default
+    return page, per_page
+
+
+def report(error: ServiceError) -> None:
+    """Flash a refused change with its details."""
+    flash(error.message, "error")
+    details = error.errors
+    if isinstance(details, dict):
+        for field, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                flash(f"{field}: {problem}", "error")
+    elif isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict):
+                flash(f"{item.get('path')}: {item.get('message')}", "error")
+
+
+def back(default: str) -> BaseResponse:
+    """Redirect to the page the form was on (same site only), else ``default``."""
+    target = request.form.get("next") or ""
+    if _safe(target):
+        return redirect(target)
+    return redirect(default)
+
+
+def _safe(target: str) -> bool:
+    parts = urlsplit(target)
+    return (
+        bool(target)
+        and not parts.scheme
+        and not parts.netloc
+        and target.startswith("/console")
+        and "\\" not in target
+    )
+
+
+# -- login -------------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def index() -> BaseResponse:
+    """Start at the queues overview."""
+    return redirect(url_for("console.queues"))
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> str | BaseResponse | tuple[str, int]:
+    """Log in with email and password."""
+    target = request.values.get("next", "")
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(target if _safe(target) else url_for("console.queues"))
+        return render_template("console/login.html", next=target if _safe(target) else "")
+    email = request.form.get("email", "").strip()
+    password = request.form.get("password", "")
+    identity = verify_password(runtime().db, email, password) if email and password else None
+    if identity is None:
+        flash("Wrong email or password.", "error")
+        return render_template("console/login.html", next=target, email=email), 401
+    # A fresh session on login, so a session planted before it is worth nothing.
+    session.clear()
+    session["staff_id"] = identity.id
+    session.permanent = False
+    return redirect(target if _safe(target) else url_for("console.queues"))
+
+
+@blueprint.post("/logout")
+def logout() -> BaseResponse:
+    """Log out."""
+    session.clear()
+    flash("Logged out.", "info")
+    return redirect(url_for("console.login"))
+
+
+# Register the pages (they import `blueprint` from this module).
+import router.console.accounts  # noqa: E402
+import router.console.audit  # noqa: E402
+import router.console.calendars  # noqa: E402
+import router.console.contacts  # noqa: E402
+import router.console.queues  # noqa: E402
+import router.console.rules  # noqa: E402, F401

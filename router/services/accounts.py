@@ -169,6 +169,11 @@ def import_accounts_csv(
     return summary
 
 
+def parse_account_row(row: dict[str, str], policy: Policy) -> dict[str, Any]:
+    """Validate one account's fields given as CSV-style strings; raise ValueError saying why."""
+    return _parse_account(row, policy)
+
+
 def _parse_account(row: dict[str, str], policy: Policy) -> dict[str, Any]:
     account_id = check_account_id(row.get("account_id", ""))
     name = row.get("account_name", "")

@@ -92,7 +92,13 @@ def create_staff(
 
 
 def issue_token(
-    db: Database, email: str, *, name: str = "cli", actor: str = "cli", replace: bool = False
+    db: Database,
+    email: str,
+    *,
+    name: str = "cli",
+    actor: str = "cli",
+    replace: bool = False,
+    expires_at: datetime | None = None,
 ) -> IssuedToken:
     """Issue a new API token for a staff user; ``replace`` revokes their tokens of that name."""
     address = email.strip().lower()
@@ -117,6 +123,7 @@ def issue_token(
             token_hash=token_digest(token),
             prefix=token[: len(TOKEN_PREFIX) + 4],
             created_at=now,
+            expires_at=expires_at,
         )
         session.add(record)
         session.flush()
@@ -126,7 +133,12 @@ def issue_token(
             action="token.issue",
             entity_type="api_token",
             entity_id=str(record.id),
-            after={"staff": address, "name": name, "prefix": record.prefix},
+            after={
+                "staff": address,
+                "name": name,
+                "prefix": record.prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
         return IssuedToken(token=token, token_id=record.id, email=address, role=user.role)
 

@@ -93,3 +93,8 @@ def test_repr_shows_no_secret() -> None:
     for secret in [*STRONG.values(), "mailgun-signing-secret", "pw@db.internal"]:
         assert secret not in shown
     assert "production" in shown
+
+
+def test_portal_secret_needs_32_characters() -> None:
+    with pytest.raises(SettingsError, match="^PORTAL_JWT_SECRET is too short; use at least 32"):
+        Settings.from_env(production(PORTAL_JWT_SECRET="j" * 31))

@@ -1,4 +1,4 @@
-"""voice: IVR call state
+"""voice: IVR call state (step, last answer, queue outcome)
 
 Revision ID: 0003
 Revises: 0002
@@ -30,12 +30,20 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("region", sa.String(length=16), nullable=True),
-        sa.Column("from_number", sa.String(length=32), nullable=True),
-        sa.Column("to_number", sa.String(length=32), nullable=True),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("from_number", sa.String(length=64), nullable=True),
+        sa.Column("to_number", sa.String(length=64), nullable=True),
         sa.Column("account_id", sa.String(length=64), nullable=True),
         sa.Column("pin_failures", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=True),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("response", sa.Text(), nullable=True),
+        sa.Column("idempotency_token", sa.String(length=128), nullable=True),
+        sa.Column("queue", sa.String(length=64), nullable=True),
+        sa.Column("enqueued_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("queue_result", sa.String(length=32), nullable=True),
+        sa.Column("ended_at", router.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -1,4 +1,4 @@
-"""email: messages and webhook replay tokens
+"""email: messages, outbox and webhook replay tokens
 
 Revision ID: 0004
 Revises: 0003
@@ -73,7 +73,51 @@ def upgrade() -> None:
     with op.batch_alter_table("email_messages", schema=None) as batch_op:
         batch_op.create_index("ix_email_messages_contact", ["contact_id"], unique=False)
 
+    op.create_table(
+        "email_outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("dedupe_key", sa.String(length=400), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=True),
+        sa.Column("to_address", sa.String(length=320), nullable=False),
+        sa.Column("to_name", sa.String(length=200), nullable=True),
+        sa.Column("message_id", sa.String(length=255), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("body_text", sa.Text(), nullable=False),
+        sa.Column(
+            "headers",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')",
+            name=op.f("ck_email_outbox_status_valid"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_email_outbox_contact_id_contacts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_outbox")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_email_outbox_dedupe_key")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_email_outbox_message_id")),
+    )
+    with op.batch_alter_table("email_outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_email_outbox_contact", ["contact_id"], unique=False)
+        batch_op.create_index("ix_email_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(
+            "ix_email_outbox_recipient", ["to_address", "created_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    op.drop_table("email_outbox")
     op.drop_table("email_messages")
     op.drop_table("webhook_replay_tokens")

@@ -1,0 +1,136 @@
+"""Mailgun routes (forward): HMAC-SHA256 signature, freshness window, parsed or MIME posts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+from channels.email.formdata import FormData
+from channels.email.normalise import (
+    ATTACHMENT_HEAD_BYTES,
+    Attachment,
+    AuthResults,
+    InboundEmail,
+    MalformedEmail,
+    Parts,
+    assemble,
+    clean_line,
+    clean_text,
+    decode_bytes,
+    fingerprint,
+    header_map,
+    normalise_address,
+    parse_mime,
+    verdict,
+)
+from channels.email.webhook_auth import WebhookAuthError
+
+PROVIDER = "mailgun"
+# Headers Mailgun also posts as top-level fields; used when message-headers lacks them.
+_HEADER_FIELDS = ("Message-Id", "In-Reply-To", "References", "Date", "To", "Cc", "Auto-Submitted")
+
+
+def signature_fields(form: FormData) -> tuple[str, str, str]:
+    """Return (timestamp, token, signature); raise WebhookAuthError when one is missing."""
+    timestamp, token, signature = (form.text(name) for name in ("timestamp", "token", "signature"))
+    if not timestamp or not token or not signature:
+        raise WebhookAuthError("missing Mailgun signature fields (timestamp, token, signature)")
+    return timestamp.strip(), token.strip(), signature.strip()
+
+
+def verify(
+    signing_key: str,
+    timestamp: str,
+    token: str,
+    signature: str,
+    *,
+    now: datetime,
+    max_age_seconds: int,
+) -> None:
+    """Raise WebhookAuthError unless HMAC-SHA256(key, timestamp + token) matches and is fresh."""
+    expected = hmac.new(
+        signing_key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
+    ).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise WebhookAuthError("Mailgun signature does not match")
+    try:
+        signed_at = int(timestamp)
+    except ValueError:
+        raise WebhookAuthError("Mailgun timestamp is not a number") from None
+    age = now.timestamp() - signed_at
+    if age > max_age_seconds:
+        raise WebhookAuthError(
+            f"Mailgun timestamp is stale ({int(age)} s old; the window is {max_age_seconds} s)"
+        )
+    if age < -max_age_seconds:
+        raise WebhookAuthError("Mailgun timestamp is in the future")
+
+
+def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
+    """Normalise a Mailgun route post ('body-mime' when the route asks for raw MIME)."""
+    auth = AuthResults(
+        spf=verdict(form.text("X-Mailgun-Spf")),
+        dkim=verdict(form.text("X-Mailgun-Dkim-Check-Result")),
+    )
+    sender = form.text("sender")
+    if form.has("body-mime"):
+        return parse_mime(
+            form.fields["body-mime"],
+            provider=PROVIDER,
+            own_addresses=own_addresses,
+            auth=auth,
+            envelope_from=sender,
+        )
+    pairs: list[tuple[str, str]] = []
+    raw_headers = form.text("message-headers")
+    if raw_headers:
+        try:
+            listed = json.loads(raw_headers)
+        except (ValueError, RecursionError):
+            raise MalformedEmail("Mailgun field 'message-headers' is not valid JSON") from None
+        if not isinstance(listed, list):
+            raise MalformedEmail("Mailgun field 'message-headers' must be a JSON list")
+        for item in listed:
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item):
+                pairs.append((item[0], item[1]))
+    present = {name.lower() for name, _ in pairs}
+    for name in _HEADER_FIELDS:
+        value = form.text(name)
+        if value is not None and name.lower() not in present:
+            pairs.append((name, value))
+    headers = header_map(pairs)
+    if not form.has("from") and "from" not in headers:
+        raise MalformedEmail("Mailgun payload has no 'from' field or message-headers")
+    attachments = []
+    for upload in form.files:
+        head = ""
+        if upload.content_type.startswith("text/") or upload.filename.lower().endswith(
+            (".log", ".txt")
+        ):
+            head = clean_text(decode_bytes(upload.data[:ATTACHMENT_HEAD_BYTES]))
+        attachments.append(
+            Attachment(
+                upload.filename, clean_line(upload.content_type, 100), len(upload.data), head
+            )
+        )
+    from_value = form.text("from") or ""
+    subject = form.text("subject")
+    text = form.text("body-plain") or ""
+    parts = Parts(
+        provider=PROVIDER,
+        headers=headers,
+        from_values=[from_value] if from_value else (),
+        to_values=() if "to" in headers else [form.text("recipient") or ""],
+        subject=subject,
+        text=text,
+        html=form.text("body-html") or "",
+        attachments=attachments,
+        auth=auth,
+        envelope_from=normalise_address(sender) if sender else None,
+        size=sum(len(value) for value in form.fields.values())
+        + sum(len(upload.data) for upload in form.files),
+        fingerprint=fingerprint(from_value, form.text("recipient"), subject, text),
+    )
+    return assemble(parts, own_addresses)

@@ -1,0 +1,123 @@
+"""Postmark inbound webhook: a JSON document (HTTP Basic credentials in the URL)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from channels.email.normalise import (
+    ATTACHMENT_HEAD_BYTES,
+    Attachment,
+    InboundEmail,
+    MalformedEmail,
+    Parts,
+    assemble,
+    clean_line,
+    clean_text,
+    decode_bytes,
+    fingerprint,
+    header_map,
+    parse_mime,
+)
+
+PROVIDER = "postmark"
+
+
+def load(body: bytes) -> dict[str, Any]:
+    """Return the JSON object in ``body``; raise MalformedEmail when it is not one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedEmail("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedEmail("the body must be a JSON object (Postmark's inbound format)")
+    return data
+
+
+def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
+    """Normalise a Postmark inbound document (its RawEmail, when included, is preferred)."""
+    mailbox_hash = _string(data, "MailboxHash") or None
+    raw = _string(data, "RawEmail")
+    if raw:
+        return parse_mime(
+            raw.encode("utf-8", "surrogateescape"),
+            provider=PROVIDER,
+            own_addresses=own_addresses,
+            mailbox_hash=mailbox_hash,
+        )
+    listed = data.get("Headers") or []
+    if not isinstance(listed, list):
+        raise MalformedEmail("Postmark field 'Headers' must be a list")
+    headers = header_map(
+        (item["Name"], item["Value"])
+        for item in listed
+        if isinstance(item, dict)
+        and isinstance(item.get("Name"), str)
+        and isinstance(item.get("Value"), str)
+    )
+    from_full = data.get("FromFull")
+    from_value = _string(data, "From")
+    if isinstance(from_full, dict) and isinstance(from_full.get("Email"), str):
+        name = from_full.get("Name") if isinstance(from_full.get("Name"), str) else ""
+        from_value = f'"{name}" <{from_full["Email"]}>' if name else from_full["Email"]
+    if not from_value and "from" not in headers:
+        raise MalformedEmail("Postmark payload has no 'From'")
+    subject = _string(data, "Subject")
+    text = _string(data, "TextBody") or ""
+    parts = Parts(
+        provider=PROVIDER,
+        headers=headers,
+        from_values=[from_value] if from_value else (),
+        to_values=[_string(data, "To") or ""] if "To" in data else (),
+        cc_values=[_string(data, "Cc") or ""] if "Cc" in data else (),
+        subject=subject,
+        text=text,
+        html=_string(data, "HtmlBody") or "",
+        attachments=_attachments(data.get("Attachments")),
+        mailbox_hash=mailbox_hash,
+        provider_message_id=_string(data, "MessageID"),
+        size=0,
+        fingerprint=fingerprint(from_value, _string(data, "To"), subject, text),
+    )
+    return assemble(parts, own_addresses)
+
+
+def _string(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedEmail(f"Postmark field {name!r} must be a string")
+    return value
+
+
+def _attachments(listed: Any) -> list[Attachment]:
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        raise MalformedEmail("Postmark field 'Attachments' must be a list")
+    found = []
+    for item in listed:
+        if not isinstance(item, dict):
+            raise MalformedEmail("each Postmark attachment must be a JSON object")
+        name = _text(item.get("Name"), "attachment")
+        content_type = _text(item.get("ContentType"), "application/octet-stream")
+        content = _text(item.get("Content"), "")
+        # Base64 of the first ATTACHMENT_HEAD_BYTES: 4 characters per 3 bytes.
+        try:
+            head_bytes = base64.b64decode(content[: (ATTACHMENT_HEAD_BYTES // 3 + 1) * 4])
+        except (binascii.Error, ValueError):
+            head_bytes = b""
+        length = item.get("ContentLength")
+        size = length if isinstance(length, int) and length >= 0 else len(content) * 3 // 4
+        head = ""
+        if content_type.startswith("text/") or name.lower().endswith((".log", ".txt")):
+            head = clean_text(decode_bytes(head_bytes[:ATTACHMENT_HEAD_BYTES]))
+        found.append(Attachment(clean_line(name, 255), clean_line(content_type, 100), size, head))
+    return found
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default

@@ -1,0 +1,14 @@
+"""Raw MIME: any MTA posting an RFC 5322 message as the request body (bearer token)."""
+
+from __future__ import annotations
+
+from channels.email.normalise import InboundEmail, parse_mime
+
+PROVIDER = "mime"
+
+
+def parse(body: bytes, own_addresses: frozenset[str]) -> InboundEmail:
+    """Normalise a raw message posted by an MTA."""
+    # SPF/DKIM verdicts come from the message's Authentication-Results header: the MTA in front
+    # of the router must add its own (and remove any a sender supplied).
+    return parse_mime(body, provider=PROVIDER, own_addresses=own_addresses)

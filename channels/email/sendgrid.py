@@ -1,0 +1,149 @@
+"""SendGrid Inbound Parse: parsed and raw modes, and the optional signed-webhook check."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from email import policy
+from email.parser import BytesHeaderParser
+from typing import Any
+
+from channels.email import ecdsa
+from channels.email.formdata import FormData
+from channels.email.normalise import (
+    ATTACHMENT_HEAD_BYTES,
+    Attachment,
+    AuthResults,
+    InboundEmail,
+    MalformedEmail,
+    Parts,
+    assemble,
+    clean_line,
+    clean_text,
+    decode_bytes,
+    fingerprint,
+    header_map,
+    normalise_address,
+    parse_mime,
+    verdict,
+)
+from channels.email.webhook_auth import WebhookAuthError
+
+PROVIDER = "sendgrid"
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def verify_signature(
+    key: ecdsa.PublicKey,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    *,
+    now: datetime,
+    max_age_seconds: int,
+) -> None:
+    """Raise WebhookAuthError unless the ECDSA signature of timestamp + body is valid and fresh."""
+    if not signature or not timestamp:
+        raise WebhookAuthError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
+    if not ecdsa.verify_b64(key, timestamp.encode("utf-8") + body, signature):
+        raise WebhookAuthError("SendGrid signature does not match")
+    try:
+        signed_at = int(timestamp.strip())
+    except ValueError:
+        raise WebhookAuthError("SendGrid signature timestamp is not a number") from None
+    if abs(now.timestamp() - signed_at) > max_age_seconds:
+        raise WebhookAuthError("SendGrid signature timestamp is outside the freshness window")
+
+
+def dkim_verdict(value: str | None) -> str:
+    """Read SendGrid's dkim field ('{@acme.example : pass}'): pass if any signature passed."""
+    if not value:
+        return "none"
+    found = [verdict(word) for word in re.findall(r":\s*([A-Za-z]+)", value)]
+    if not found:
+        return verdict(value.strip("{} "))
+    return "pass" if "pass" in found else found[0]
+
+
+def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
+    """Normalise an Inbound Parse post (raw mode has an 'email' field; parsed mode does not)."""
+    charsets = _json_object(form, "charsets")
+    envelope = _json_object(form, "envelope")
+    envelope_from = envelope.get("from") if isinstance(envelope.get("from"), str) else None
+    auth = AuthResults(spf=verdict(form.text("SPF")), dkim=dkim_verdict(form.text("dkim")))
+    if form.has("email"):
+        return parse_mime(
+            form.fields["email"],
+            provider=PROVIDER,
+            own_addresses=own_addresses,
+            auth=auth,
+            envelope_from=envelope_from,
+        )
+    if not form.has("from") and not form.has("headers"):
+        raise MalformedEmail(
+            "SendGrid payload has neither 'email' (raw mode) nor 'from'/'headers' (parsed mode)"
+        )
+
+    def field(name: str) -> str:
+        charset = charsets.get(name)
+        return form.text(name, charset if isinstance(charset, str) else None) or ""
+
+    try:
+        header_block = BytesHeaderParser(policy=policy.default).parsebytes(
+            form.fields.get("headers", b"")
+        )
+        headers = header_map(header_block.raw_items())
+    except Exception:  # defensive: the header parser is lenient
+        headers = {}
+    info = _json_object(form, "attachment-info")
+    attachments = []
+    for upload in form.files:
+        details = info.get(upload.field)
+        details = details if isinstance(details, dict) else {}
+        name = details.get("filename") or details.get("name") or upload.filename
+        content_type = details.get("type") or upload.content_type
+        head = ""
+        if str(content_type).startswith("text/") or str(name).lower().endswith((".log", ".txt")):
+            head = clean_text(decode_bytes(upload.data[:ATTACHMENT_HEAD_BYTES]))
+        attachments.append(
+            Attachment(
+                clean_line(str(name), 255),
+                clean_line(str(content_type), 100),
+                len(upload.data),
+                head,
+            )
+        )
+    subject, text, sender = field("subject"), field("text"), field("from")
+    parts = Parts(
+        provider=PROVIDER,
+        headers=headers,
+        from_values=[sender] if sender else (),
+        to_values=[field("to")] if form.has("to") else (),
+        cc_values=[field("cc")] if form.has("cc") else (),
+        subject=subject if form.has("subject") else None,
+        text=text,
+        html=field("html"),
+        attachments=attachments,
+        auth=auth,
+        envelope_from=normalise_address(envelope_from) if envelope_from else None,
+        content_type="text/plain",
+        size=sum(len(value) for value in form.fields.values())
+        + sum(len(upload.data) for upload in form.files),
+        fingerprint=fingerprint(sender, field("to"), subject, text, headers.get("date", [""])[0]),
+    )
+    return assemble(parts, own_addresses)
+
+
+def _json_object(form: FormData, name: str) -> dict[str, Any]:
+    raw = form.text(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise MalformedEmail(f"SendGrid field {name!r} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedEmail(f"SendGrid field {name!r} must be a JSON object")
+    return value

@@ -1,0 +1,764 @@
+"""Email intake: thread replies, store new mail through the one intake path, owe and send replies.
+
+A new message goes through ``IntakeService.intake`` (its own transaction), then one more
+transaction stores the message itself and the reply it is owed in the outbox. Both steps are
+idempotent on the Message-ID, so a provider retry after a failure in between completes the work
+instead of duplicating it. Replies are sent only after that commit; a failed send stays in the
+outbox and is retried (``retry_due``, run by ``flask --app app email retry-outbox`` or the
+scheduler, and piggy-backed on the next successful send), each attempt on the contact's
+timeline. Delivery is at least once: a crash between the SMTP hand-off and recording it repeats
+that one reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from channels.email.checklist import missing_labels
+from channels.email.classify import Classification, ClassifierRules, classify, contact_reference
+from channels.email.models import EmailMessage, EmailOutbox, WebhookReplayToken
+from channels.email.normalise import InboundEmail
+from channels.email.replies import ReplyText, acknowledgement, deflection, rejection
+from config.policy import Policy
+from config.settings import Settings
+from router.db import Database
+from router.domain import Category, Channel, ContactStatus, Severity
+from router.mailer import Mailer, MailError, mailer_from_settings
+from router.models import Account, Admin, Contact, ContactEvent, OpsEvent
+from router.runtime import Runtime
+from router.services.intake import ContactRequest, IntakeResult, IntakeService
+
+log = logging.getLogger(__name__)
+
+# Contacts a reply may be threaded onto; a rejected, deflected or recorded contact is not a
+# conversation, so mail "replying" to one goes through intake again.
+THREADABLE = frozenset({ContactStatus.WAITING, ContactStatus.ACCEPTED, ContactStatus.RESOLVED})
+# Rejections worth explaining. A sender that failed SPF/DKIM may be forged: no backscatter.
+EXPLAINED_REJECTIONS = frozenset({"not_an_admin", "inactive_admin", "not_admin_of_account"})
+MAX_BACKOFF = timedelta(hours=6)
+FIRST_BACKOFF = timedelta(minutes=1)
+REPLY_HEADERS = {
+    # RFC 3834: mark our replies as automatic, and ask Exchange not to answer them.
+    "Auto-Submitted": "auto-replied",
+    "X-Auto-Response-Suppress": "All",
+}
+_MAX_CONTACT_ID = 2**31 - 1
+
+_rules_cache: dict[int, tuple[Policy, ClassifierRules]] = {}
+
+
+class ReplayedToken(Exception):
+    """The webhook's one-time token was used before."""
+
+
+@dataclass(frozen=True)
+class PlannedReply:
+    """A reply written to the outbox for this message."""
+
+    outbox_id: int
+    kind: str
+    to: str
+    subject: str
+    body: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of an inbound message."""
+
+    outcome: str  # created, threaded, duplicate, own_message
+    contact_id: int | None
+    reference: str | None
+    status: str | None
+    reason: str | None = None
+    queue: str | None = None
+    due_at: datetime | None = None
+    replies: tuple[PlannedReply, ...] = ()
+    suppressed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the receipt as the endpoints answer it."""
+        return {
+            "outcome": self.outcome,
+            "contact": self.reference,
+            "status": self.status,
+            "reason": self.reason,
+            "queue": self.queue,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "suppressed": list(self.suppressed),
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to send an outbox row."""
+
+    outbox_id: int
+    sent: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RetrySummary:
+    """What a retry run did."""
+
+    attempted: int
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class _Thread:
+    contact_id: int | None
+    by: str | None
+    candidate: str | None = None  # a reference the message named but may not join, and why
+    why_not: str | None = None
+
+
+def classifier_rules(policy: Policy) -> ClassifierRules:
+    """Return the compiled keyword rules of ``policy`` (compiled once per policy object)."""
+    cached = _rules_cache.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = (policy, ClassifierRules.from_policy(policy))
+        _rules_cache[id(policy)] = cached
+    return cached[1]
+
+
+class EmailChannel:
+    """Store inbound email as contacts (or timeline entries) and send the replies they are owed."""
+
+    def __init__(
+        self,
+        db: Database,
+        intake: IntakeService,
+        policy: Policy,
+        settings: Settings,
+        mailer: Mailer,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.db = db
+        self.intake = intake
+        self.policy = policy
+        self.settings = settings
+        self.mailer = mailer
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_runtime(cls, rt: Runtime, mailer: Mailer | None = None) -> EmailChannel:
+        """Return the channel wired to a running app's collaborators."""
+        return cls(
+            rt.db, rt.intake, rt.policy, rt.settings, mailer or mailer_from_settings(rt.settings)
+        )
+
+    # --- inbound -------------------------------------------------------------------------
+
+    def receive(
+        self, email: InboundEmail, now: datetime, *, replay_token: tuple[str, str] | None = None
+    ) -> Receipt:
+        """Store ``email`` once: as a reply on its contact, or as a new contact via intake."""
+        try:
+            return self._receive(email, now, replay_token)
+        except IntegrityError:
+            # A concurrent delivery of the same message (or token) won: this pass sees it.
+            return self._receive(email, now, replay_token)
+
+    def _receive(
+        self, email: InboundEmail, now: datetime, token: tuple[str, str] | None
+    ) -> Receipt:
+        with self.db.session() as session:
+            if token is not None and _token_seen(session, token):
+                raise ReplayedToken
+            existing = session.scalar(
+                select(EmailMessage).where(EmailMessage.message_id == email.message_id)
+            )
+            duplicate = _duplicate(session, existing) if existing is not None else None
+        if duplicate is not None:
+            if token is not None:
+                with self.db.transaction() as writer:
+                    _remember_token(writer, token, now, self.settings)
+            return duplicate
+        with self.db.session() as session:
+            thread = self._thread(session, email)
+            classification = classify(
+                email.subject, email.text, email.attachments, classifier_rules(self.policy)
+            )
+            account_id = (
+                None
+                if thread.contact_id is not None or email.automatic
+                else _managed_account(session, email, classification.account_hint)
+            )
+        if thread.contact_id is not None:
+            return self._append(email, thread, classification, now, token)
+        result = self.intake.intake(self._request(email, classification, thread, account_id, now))
+        return self._complete(email, classification, result, now, token)
+
+    def _thread(self, session: Session, email: InboundEmail) -> _Thread:
+        """Find the contact a reply belongs to, and whether this sender may add to it."""
+        candidates = [*email.in_reply_to, *reversed(email.references)]
+        contact: Contact | None = None
+        by: str | None = None
+        if candidates:
+            rows = session.execute(
+                select(EmailMessage.message_id, EmailMessage.contact_id).where(
+                    EmailMessage.message_id.in_(candidates[:200]),
+                    EmailMessage.contact_id.is_not(None),
+                )
+            ).all()
+            known = {message_id: contact_id for message_id, contact_id in rows}
+            for message_id in candidates:
+                if message_id in known:
+                    contact, by = session.get(Contact, known[message_id]), "headers"
+                    break
+        if contact is None:
+            reference = contact_reference(email.subject)
+            if reference is not None and reference <= _MAX_CONTACT_ID:
+                contact, by = session.get(Contact, reference), "subject"
+        if contact is None:
+            return _Thread(None, None)
+        if ContactStatus(contact.status) not in THREADABLE:
+            return _Thread(None, None, contact.reference, f"the contact is {contact.status}")
+        if by == "headers" and email.automatic:
+            return _Thread(contact.id, by)  # a bounce or out-of-office about our own mail
+        if not _may_add(session, contact, email):
+            return _Thread(None, None, contact.reference, "the sender may not add to it")
+        return _Thread(contact.id, by)
+
+    def _append(
+        self,
+        email: InboundEmail,
+        thread: _Thread,
+        classification: Classification,
+        now: datetime,
+        token: tuple[str, str] | None,
+    ) -> Receipt:
+        """Add a reply to its contact's timeline; the contact's clock is left alone."""
+        with self.db.transaction() as session:
+            contact = session.get(Contact, thread.contact_id)
+            assert contact is not None
+            kind = "automatic" if email.automatic else "reply"
+            session.add(_stored_message(email, kind, contact.id, classification))
+            added: list[str] = []
+            if not email.automatic and contact.checklist:
+                merged = dict(contact.checklist)
+                for key, present in classification.checklist.items:
+                    if present and merged.get(key) is False:
+                        merged[key] = True
+                        added.append(key)
+                if added:
+                    contact.checklist = merged
+            session.add(
+                ContactEvent(
+                    contact_id=contact.id,
+                    at=now,
+                    kind="email_automatic" if email.automatic else "email_reply",
+                    actor=email.from_address or "unknown sender",
+                    data={
+                        **email.summary(),
+                        "threaded_by": thread.by,
+                        "checklist_added": added,
+                        "severity_marker": classification.severity_marker,
+                    },
+                )
+            )
+            if token is not None:
+                _remember_token(session, token, now, self.settings)
+            return Receipt(
+                outcome="threaded",
+                contact_id=contact.id,
+                reference=contact.reference,
+                status=contact.status,
+                queue=contact.queue_key,
+                due_at=contact.due_at,
+            )
+
+    def _request(
+        self,
+        email: InboundEmail,
+        classification: Classification,
+        thread: _Thread,
+        account_id: str | None,
+        now: datetime,
+    ) -> ContactRequest:
+        details: dict[str, Any] = {
+            **email.summary(),
+            "classification": classification.to_dict(),
+        }
+        if thread.candidate:
+            details["not_threaded"] = {"contact": thread.candidate, "why": thread.why_not}
+        tags = {"severity-unstated"} if classification.severity_marker is None else set()
+        return ContactRequest(
+            channel=Channel.EMAIL,
+            external_id=email.message_id,
+            received_at=now,
+            account_id=account_id,
+            admin_email=email.from_address,
+            sender_trusted=not email.auth.failed,
+            from_address=email.from_address,
+            subject=email.subject[:500] or None,
+            severity=classification.severity,
+            category=classification.category,
+            topic=classification.topic,
+            tags=frozenset(tags),
+            record_only=email.automatic is not None,
+            checklist={} if email.automatic else classification.checklist.to_dict(),
+            details=details,
+        )
+
+    def _complete(
+        self,
+        email: InboundEmail,
+        classification: Classification,
+        result: IntakeResult,
+        now: datetime,
+        token: tuple[str, str] | None,
+    ) -> Receipt:
+        """Store the message with its contact and owe the reply (one transaction)."""
+        with self.db.transaction() as session:
+            contact = session.get(Contact, result.contact_id)
+            assert contact is not None
+            session.add(_stored_message(email, "inbound", contact.id, classification))
+            session.flush()  # a concurrent duplicate fails here, before any reply is owed
+            replies, suppressed = self._plan_reply(session, email, classification, contact, now)
+            if token is not None:
+                _remember_token(session, token, now, self.settings)
+            return Receipt(
+                outcome="created",
+                contact_id=contact.id,
+                reference=contact.reference,
+                status=contact.status,
+                reason=result.reason,
+                queue=contact.queue_key,
+                due_at=contact.due_at,
+                replies=tuple(replies),
+                suppressed=tuple(suppressed),
+            )
+
+    # --- replies owed ----------------------------------------------------------------------
+
+    def _plan_reply(
+        self,
+        session: Session,
+        email: InboundEmail,
+        classification: Classification,
+        contact: Contact,
+        now: datetime,
+    ) -> tuple[list[PlannedReply], list[str]]:
+        """Write the reply this message is owed to the outbox, or record why there is none."""
+        if email.automatic:
+            return [], []  # loop safety: automatic mail is recorded, never answered
+        status = ContactStatus(contact.status)
+        recipient = email.from_address
+        if status is ContactStatus.REJECTED:
+            reason = (contact.decision or {}).get("rejected")
+            kind = "rejection"
+            if reason not in EXPLAINED_REJECTIONS or recipient is None:
+                why = (
+                    "the sender failed SPF/DKIM checks and may be forged"
+                    if reason == "sender_not_verified"
+                    else f"no reply for a contact rejected as {reason}"
+                )
+                return [], [self._suppress(session, contact, kind, recipient, why, now)]
+            period = timedelta(hours=self.settings.email_rejection_reply_hours)
+            bucket = int(now.timestamp() // period.total_seconds())
+            dedupe = f"rejection:{recipient}:{bucket}"
+        elif status is ContactStatus.DEFLECTED:
+            kind, dedupe = "deflection", f"deflection:{contact.id}"
+        elif status in (ContactStatus.WAITING, ContactStatus.ACCEPTED):
+            kind, dedupe = "acknowledgement", f"acknowledgement:{contact.id}"
+        else:
+            return [], []
+        assert recipient is not None
+        if kind == "rejection" and (
+            _sent_since(session, recipient, now - period, kind)
+            or session.scalar(select(EmailOutbox.id).where(EmailOutbox.dedupe_key == dedupe))
+        ):
+            why = (
+                "an explanation was already sent to this address in the last "
+                f"{self.settings.email_rejection_reply_hours} hours"
+            )
+            return [], [self._suppress(session, contact, kind, recipient, why, now)]
+        if session.scalar(select(EmailOutbox.id).where(EmailOutbox.dedupe_key == dedupe)):
+            return [], []  # owed already (a retried delivery completing earlier work)
+        if email.suppress_reply:
+            why = "the sender asked for no automatic replies (X-Auto-Response-Suppress)"
+            return [], [self._suppress(session, contact, kind, recipient, why, now)]
+        limit = self.settings.email_max_replies_per_hour
+        if _sent_since(session, recipient, now - timedelta(hours=1)) >= limit:
+            why = f"loop breaker: {limit} automatic replies to this address in the last hour"
+            return [], [self._suppress(session, contact, kind, recipient, why, now)]
+
+        text = self._render(kind, email, classification, contact)
+        message_id = self.mailer.new_message_id()
+        original = email.headers.get("message-id")
+        references = [*email.references, email.message_id]
+        headers = {
+            **REPLY_HEADERS,
+            "X-Contact-Router": kind,
+            "In-Reply-To": original or email.message_id,
+            "References": " ".join(references[-20:]),
+        }
+        row = EmailOutbox(
+            dedupe_key=dedupe,
+            kind=kind,
+            contact_id=contact.id,
+            to_address=recipient,
+            to_name=email.from_name[:200] if email.from_name else None,
+            message_id=message_id,
+            subject=text.subject,
+            body_text=text.body,
+            headers=headers,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        session.add(
+            EmailMessage(
+                message_id=message_id,
+                direction="out",
+                kind=kind,
+                contact_id=contact.id,
+                provider="router",
+                from_address=self.settings.mail_from.lower(),
+                to_addresses=[recipient],
+                subject=text.subject,
+                in_reply_to=email.message_id,
+                references=references[-20:],
+                data={"outbox": True},
+                at=now,
+            )
+        )
+        session.flush()
+        return [PlannedReply(row.id, kind, recipient, text.subject, text.body, message_id)], []
+
+    def _suppress(
+        self,
+        session: Session,
+        contact: Contact,
+        kind: str,
+        recipient: str | None,
+        why: str,
+        now: datetime,
+    ) -> str:
+        session.add(
+            ContactEvent(
+                contact_id=contact.id,
+                at=now,
+                kind="email_reply_suppressed",
+                actor="router",
+                data={"kind": kind, "to": recipient, "reason": why},
+            )
+        )
+        return why
+
+    def _render(
+        self,
+        kind: str,
+        email: InboundEmail,
+        classification: Classification,
+        contact: Contact,
+    ) -> ReplyText:
+        signature = f"-- \n{self.settings.mail_from_name}\n{self.settings.mail_from}"
+        if kind == "rejection":
+            return rejection(
+                subject=email.subject,
+                sender=email.from_address or "this address",
+                recipient_name=email.from_name,
+                period_hours=self.settings.email_rejection_reply_hours,
+                signature=signature,
+            )
+        if kind == "deflection":
+            return deflection(
+                reference=contact.reference,
+                subject=email.subject,
+                recipient_name=email.from_name,
+                help_center_url=self.settings.help_center_url,
+                signature=signature,
+            )
+        account = contact.account
+        timezone = (
+            account.timezone
+            if account is not None
+            else self.policy.regions[self.policy.default_region].timezone
+        )
+        severity = Severity(contact.severity)
+        return acknowledgement(
+            reference=contact.reference,
+            subject=email.subject,
+            recipient_name=email.from_name,
+            severity=severity,
+            severity_stated=classification.severity_marker is not None,
+            severity_definition=self.policy.severities[severity].definition.rstrip("."),
+            due_at=contact.due_at,
+            timezone=timezone,
+            no_commitment_reason=self._no_commitment(contact),
+            missing=missing_labels(dict(contact.checklist or {})),
+            signature=signature,
+        )
+
+    def _no_commitment(self, contact: Contact) -> str:
+        if contact.tier == "trial":
+            return (
+                "there is none: trial support has no contractual first-response time, but an "
+                "engineer will reply as soon as possible."
+            )
+        try:
+            category = Category(contact.category)
+        except ValueError:
+            category = Category.BREAK_FIX
+        if category not in self.policy.sla_categories:
+            label = self.policy.categories[category].label
+            return (
+                f'there is none: requests of this kind ("{label}") have no first-response '
+                "commitment, but the right team will reply as soon as possible."
+            )
+        return (
+            "there is none for this request under your support plan, but we will reply as soon "
+            "as possible."
+        )
+
+    # --- outbound ---------------------------------------------------------------------------
+
+    def deliver(self, outbox_ids: Sequence[int]) -> list[Delivery]:
+        """Send these outbox rows now; after a success, also retry a few that are due."""
+        deliveries = [d for d in (self._attempt(i) for i in outbox_ids) if d is not None]
+        if deliveries and all(d.sent for d in deliveries):
+            # The mail server is answering: a good moment to clear earlier failures.
+            self.retry_due(limit=10)
+        return deliveries
+
+    def retry_due(self, limit: int = 100) -> RetrySummary:
+        """Send the pending outbox rows whose next attempt is due."""
+        now = self.clock()
+        with self.db.session() as session:
+            due = session.scalars(
+                select(EmailOutbox.id)
+                .where(EmailOutbox.status == "pending", EmailOutbox.next_attempt_at <= now)
+                .order_by(EmailOutbox.next_attempt_at)
+                .limit(limit)
+            ).all()
+        results = [d for d in (self._attempt(i) for i in due) if d is not None]
+        sent = sum(1 for d in results if d.sent)
+        return RetrySummary(attempted=len(results), sent=sent, failed=len(results) - sent)
+
+    def _attempt(self, outbox_id: int) -> Delivery | None:
+        """Claim one pending row, send it, record the outcome; None if another sender has it."""
+        now = self.clock()
+        lease = timedelta(seconds=max(300, 3 * self.settings.smtp_timeout_seconds))
+        with self.db.transaction() as session:
+            claimed = session.execute(
+                update(EmailOutbox)
+                .where(
+                    EmailOutbox.id == outbox_id,
+                    EmailOutbox.status == "pending",
+                    or_(EmailOutbox.next_attempt_at.is_(None), EmailOutbox.next_attempt_at <= now),
+                )
+                .values(next_attempt_at=now + lease, attempts=EmailOutbox.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(claimed, "rowcount", 0) != 1:
+                return None
+            row = session.get(EmailOutbox, outbox_id)
+            assert row is not None
+            headers = dict(row.headers)
+            in_reply_to = headers.pop("In-Reply-To", None)
+            references = str(headers.pop("References", "")).split()
+            compose = {
+                "to": row.to_address,
+                "to_name": row.to_name,
+                "subject": row.subject,
+                "text": row.body_text,
+                "message_id": row.message_id,
+                "in_reply_to": in_reply_to,
+                "references": references,
+                "headers": {str(k): str(v) for k, v in headers.items()},
+            }
+        error: MailError | None = None
+        try:
+            self.mailer.send(self.mailer.compose(**compose))
+        except MailError as exc:
+            error = exc
+        return self._record_attempt(outbox_id, error)
+
+    def _record_attempt(self, outbox_id: int, error: MailError | None) -> Delivery:
+        done = self.clock()
+        with self.db.transaction() as session:
+            row = session.get(EmailOutbox, outbox_id)
+            assert row is not None
+            summary = {"kind": row.kind, "to": row.to_address, "message_id": row.message_id}
+            if error is None:
+                row.status, row.sent_at, row.next_attempt_at = "sent", done, None
+                row.last_error = None
+                event = ("email_sent", {**summary, "attempt": row.attempts})
+            elif error.permanent or row.attempts >= self.settings.email_send_max_attempts:
+                row.status, row.next_attempt_at, row.last_error = "failed", None, str(error)
+                event = (
+                    "email_send_abandoned",
+                    {**summary, "attempt": row.attempts, "error": str(error)},
+                )
+                session.add(
+                    OpsEvent(
+                        at=done,
+                        kind="email_send_abandoned",
+                        severity="error",
+                        message=(
+                            f"gave up sending the {row.kind} to {row.to_address} after "
+                            f"{row.attempts} attempt(s): {error}"
+                        ),
+                        data={**summary, "contact_id": row.contact_id},
+                    )
+                )
+            else:
+                backoff = min(FIRST_BACKOFF * 2 ** (row.attempts - 1), MAX_BACKOFF)
+                row.next_attempt_at, row.last_error = done + backoff, str(error)
+                event = (
+                    "email_send_failed",
+                    {
+                        **summary,
+                        "attempt": row.attempts,
+                        "error": str(error),
+                        "next_attempt_at": row.next_attempt_at.isoformat(),
+                    },
+                )
+            if row.contact_id is not None:
+                session.add(
+                    ContactEvent(
+                        contact_id=row.contact_id,
+                        at=done,
+                        kind=event[0],
+                        actor="router",
+                        data=event[1],
+                    )
+                )
+        if error is not None:
+            log.warning("email %s to contact %s not sent: %s", outbox_id, row.contact_id, error)
+        return Delivery(
+            outbox_id=outbox_id, sent=error is None, error=str(error) if error else None
+        )
+
+
+def retry_email_outbox(rt: Runtime, limit: int = 100) -> RetrySummary:
+    """Send the due replies of the email outbox (for the CLI and the scheduler)."""
+    return EmailChannel.from_runtime(rt).retry_due(limit=limit)
+
+
+def _duplicate(session: Session, existing: EmailMessage) -> Receipt:
+    """Answer a message stored before (a provider retry), or one of our own coming back."""
+    contact = session.get(Contact, existing.contact_id) if existing.contact_id else None
+    return Receipt(
+        outcome="own_message" if existing.direction == "out" else "duplicate",
+        contact_id=contact.id if contact else None,
+        reference=contact.reference if contact else None,
+        status=contact.status if contact else None,
+        queue=contact.queue_key if contact else None,
+        due_at=contact.due_at if contact else None,
+    )
+
+
+def _stored_message(
+    email: InboundEmail, kind: str, contact_id: int, classification: Classification
+) -> EmailMessage:
+    return EmailMessage(
+        message_id=email.message_id,
+        direction="in",
+        kind=kind,
+        contact_id=contact_id,
+        provider=email.provider,
+        from_address=email.from_address,
+        to_addresses=list(email.to),
+        subject=email.subject,
+        in_reply_to=email.in_reply_to[0] if email.in_reply_to else None,
+        references=list(email.references),
+        data={
+            "from_name": email.from_name,
+            "cc": list(email.cc),
+            "text": email.text,
+            "html": email.html,
+            "attachments": [attachment.to_dict() for attachment in email.attachments],
+            "headers": dict(email.headers),
+            "auth": email.auth.to_dict(),
+            "automatic": email.automatic,
+            "envelope_from": email.envelope_from,
+            "message_id_generated": email.message_id_generated,
+            "size": email.size,
+            "classification": classification.to_dict(),
+        },
+    )
+
+
+def _may_add(session: Session, contact: Contact, email: InboundEmail) -> bool:
+    """Return True when the sender may add to ``contact``: its sender, or one of its admins."""
+    sender = email.from_address
+    if sender is None or email.auth.failed:
+        return False
+    if contact.from_address and contact.from_address.lower() == sender:
+        return True
+    admin = session.scalar(select(Admin).where(Admin.email == sender, Admin.active.is_(True)))
+    if admin is None:
+        return False
+    account = contact.account
+    allowed = {contact.account_id, contact.via_partner_id, account.partner_id if account else None}
+    return admin.account_id in allowed
+
+
+def _managed_account(session: Session, email: InboundEmail, hint: str | None) -> str | None:
+    """Return the customer a partner's admin names (support+contoso@, 'Account: Contoso')."""
+    hints = [h.strip().lower() for h in (email.mailbox_hash, hint) if h and h.strip()]
+    if not hints or email.from_address is None:
+        return None
+    admin = session.scalar(
+        select(Admin).where(Admin.email == email.from_address, Admin.active.is_(True))
+    )
+    if admin is None:
+        return None
+    managed = session.scalars(select(Account).where(Account.partner_id == admin.account_id)).all()
+    for wanted in hints:
+        for account in managed:
+            if wanted in (account.id.lower(), account.name.lower()):
+                return account.id
+    return None
+
+
+def _sent_since(session: Session, recipient: str, since: datetime, kind: str | None = None) -> int:
+    query = select(func.count(EmailOutbox.id)).where(
+        EmailOutbox.to_address == recipient, EmailOutbox.created_at > since
+    )
+    if kind is not None:
+        query = query.where(EmailOutbox.kind == kind)
+    return int(session.scalar(query) or 0)
+
+
+def _token_seen(session: Session, token: tuple[str, str]) -> bool:
+    provider, value = token
+    return (
+        session.scalar(
+            select(WebhookReplayToken.id).where(
+                WebhookReplayToken.provider == provider, WebhookReplayToken.token == value
+            )
+        )
+        is not None
+    )
+
+
+def _remember_token(
+    session: Session, token: tuple[str, str], now: datetime, settings: Settings
+) -> None:
+    """Record a one-time token, and forget those too old to pass the freshness check anyway."""
+    provider, value = token
+    window = timedelta(seconds=2 * settings.email_webhook_max_age_seconds)
+    session.execute(
+        delete(WebhookReplayToken)
+        .where(WebhookReplayToken.provider == provider, WebhookReplayToken.seen_at < now - window)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(WebhookReplayToken(provider=provider, token=value, seen_at=now))

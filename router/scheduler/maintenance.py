@@ -1,0 +1,96 @@
+"""Housekeeping the scheduler runs: trial expiry, PIN lock-out expiry, replay-token purge."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from channels.email.models import WebhookReplayToken
+from router.calendar import as_utc
+from router.db import Database
+from router.domain import Tier
+from router.models import Account, PinLockout
+from router.scheduler.state import rowcount
+from router.services import audit
+
+log = logging.getLogger(__name__)
+
+ACTOR = "scheduler"
+
+
+def expire_trials(db: Database, trial_days: int, now: datetime) -> list[str]:
+    """Make trial accounts past ``trial_days`` free, each with an audit entry; return their ids."""
+    now = as_utc(now, "now")
+    cutoff = now - timedelta(days=trial_days)
+    expired: list[str] = []
+    with db.transaction() as session:
+        candidates = session.execute(
+            select(Account.id, Account.trial_started_at).where(
+                Account.tier == Tier.TRIAL.value, Account.trial_started_at <= cutoff
+            )
+        ).all()
+        for account_id, started in candidates:
+            # Conditional, so a concurrent staff change of tier is never overwritten.
+            changed = rowcount(
+                session.execute(
+                    update(Account)
+                    .where(
+                        Account.id == account_id,
+                        Account.tier == Tier.TRIAL.value,
+                        Account.trial_started_at <= cutoff,
+                    )
+                    .values(tier=Tier.FREE.value)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if not changed:
+                continue
+            audit.record(
+                session,
+                actor=ACTOR,
+                action="account.trial_expired",
+                entity_type="account",
+                entity_id=account_id,
+                before={
+                    "tier": Tier.TRIAL.value,
+                    "trial_started_at": started.isoformat() if started else None,
+                },
+                after={"tier": Tier.FREE.value, "trial_days": trial_days},
+                at=now,
+            )
+            expired.append(account_id)
+    if expired:
+        log.info("trial expiry: %d account(s) became free: %s", len(expired), ", ".join(expired))
+    return expired
+
+
+def expire_pin_lockouts(db: Database, now: datetime) -> int:
+    """Delete PIN lock-outs that have run out; return how many."""
+    now = as_utc(now, "now")
+    with db.transaction() as session:
+        return rowcount(
+            session.execute(
+                delete(PinLockout)
+                .where(PinLockout.locked_until <= now)
+                .execution_options(synchronize_session=False)
+            )
+        )
+
+
+def purge_replay_tokens(db: Database, now: datetime, freshness: timedelta) -> int:
+    """Delete webhook replay tokens no replay could reuse any more; return how many."""
+    # A request is fresh while its signed timestamp is within `freshness` of our clock, and a
+    # token was stored when its request arrived, itself up to `freshness` off that timestamp: so
+    # after twice the window no replay of it can pass the timestamp check.
+    now = as_utc(now, "now")
+    cutoff = now - 2 * freshness
+    with db.transaction() as session:
+        return rowcount(
+            session.execute(
+                delete(WebhookReplayToken)
+                .where(WebhookReplayToken.seen_at < cutoff)
+                .execution_options(synchronize_session=False)
+            )
+        )

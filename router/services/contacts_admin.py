@@ -1,0 +1,436 @@
+"""Contacts for staff: list and filter, detail with timeline, re-grade, accept, respond, resolve.
+
+Every change is an event on the contact's timeline and an entry in the audit log, written in the
+same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from config.policy import Policy
+from router.calendar import BusinessCalendar
+from router.db import Database
+from router.domain import ContactStatus, Severity, SlaState
+from router.models import Account, Contact, ContactEvent
+from router.services import audit
+from router.services.errors import Conflict, Invalid, NotFound
+from router.services.paging import iso, page_dict
+from router.services.queue_admin import effective_sla_state
+from router.services.routing import RoutingCache
+from router.sla import SlaClock, regrade, start_clock
+
+SORTS: Mapping[str, Any] = {
+    "received_at": Contact.received_at.asc(),
+    "-received_at": Contact.received_at.desc(),
+    "due_at": Contact.due_at.asc(),
+    "-due_at": Contact.due_at.desc(),
+    "priority": Contact.priority.asc(),
+    "-priority": Contact.priority.desc(),
+}
+OPEN_STATUSES = (ContactStatus.WAITING.value, ContactStatus.ACCEPTED.value)
+# A first response stamped a little ahead of the server clock is clock skew, not the future.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def live_state(contact: Contact, now: datetime) -> str:
+    """Return the contact's SLA state at ``now`` (a running clock whose instants passed counts)."""
+    state = contact.sla_state
+    if state in (SlaState.OK.value, SlaState.WARNING.value):
+        if contact.due_at is not None and contact.due_at <= now:
+            return SlaState.BREACHED.value
+        warned = contact.warning_at is not None and contact.warning_at <= now
+        if state == SlaState.OK.value and warned:
+            return SlaState.WARNING.value
+    return state
+
+
+def summary(contact: Contact, now: datetime) -> dict[str, Any]:
+    """Return a contact's list entry."""
+    waiting = contact.status == ContactStatus.WAITING.value
+    return {
+        "id": contact.id,
+        "reference": contact.reference,
+        "channel": contact.channel,
+        "status": contact.status,
+        "account_id": contact.account_id,
+        "account_name": contact.account.name if contact.account is not None else None,
+        "tier": contact.tier,
+        "severity": contact.severity,
+        "category": contact.category,
+        "topic": contact.topic,
+        "region": contact.region,
+        "queue": contact.queue_key,
+        "priority": contact.priority,
+        "subject": contact.subject,
+        "from_address": contact.from_address,
+        "tags": list(contact.tags or []),
+        "received_at": iso(contact.received_at),
+        "sla_policy": contact.sla_policy,
+        "warning_at": iso(contact.warning_at),
+        "due_at": iso(contact.due_at),
+        "sla_state": live_state(contact, now),
+        "sla_state_recorded": contact.sla_state,
+        "first_response_at": iso(contact.first_response_at),
+        "accepted_at": iso(contact.accepted_at),
+        "resolved_at": iso(contact.resolved_at),
+        "wait_seconds": max(0, int((now - contact.received_at).total_seconds()))
+        if waiting
+        else None,
+    }
+
+
+def event_dict(event: ContactEvent) -> dict[str, Any]:
+    """Return a timeline entry."""
+    return {
+        "id": event.id,
+        "at": iso(event.at),
+        "kind": event.kind,
+        "actor": event.actor,
+        "data": dict(event.data or {}),
+    }
+
+
+def detail(contact: Contact, now: datetime) -> dict[str, Any]:
+    """Return a contact with its routing decision, trace and timeline."""
+    data = summary(contact, now)
+    decision = dict(contact.decision or {})
+    data.update(
+        {
+            "external_id": contact.external_id,
+            "admin_email": contact.admin.email if contact.admin is not None else None,
+            "via_partner_id": contact.via_partner_id,
+            "language": contact.language,
+            "sla_started_at": iso(contact.sla_started_at),
+            "rule_version": contact.rule_version,
+            "matched_rule": contact.matched_rule,
+            "checklist": dict(contact.checklist or {}),
+            "decision": {key: value for key, value in decision.items() if key != "trace"},
+            "trace": list(decision.get("trace") or []),
+            "events": [event_dict(event) for event in contact.events],
+        }
+    )
+    return data
+
+
+def _filtered(filters: Mapping[str, Any], now: datetime) -> Select[Any]:
+    stmt = select(Contact)
+    simple = {
+        "queue": Contact.queue_key,
+        "channel": Contact.channel,
+        "tier": Contact.tier,
+        "account": Contact.account_id,
+        "status": Contact.status,
+        "severity": Contact.severity,
+        "category": Contact.category,
+        "region": Contact.region,
+    }
+    for name, column in simple.items():
+        value = filters.get(name)
+        if value:
+            stmt = stmt.where(column == value)
+    if filters.get("sla_state"):
+        stmt = stmt.where(effective_sla_state(now) == filters["sla_state"])
+    if filters.get("received_since") is not None:
+        stmt = stmt.where(Contact.received_at >= filters["received_since"])
+    if filters.get("received_until") is not None:
+        stmt = stmt.where(Contact.received_at < filters["received_until"])
+    if filters.get("q"):
+        needle = f"%{_escape_like(str(filters['q']).strip().lower())}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Contact.subject).like(needle, escape="\\"),
+                func.lower(Contact.from_address).like(needle, escape="\\"),
+                func.lower(Contact.external_id).like(needle, escape="\\"),
+            )
+        )
+    return stmt
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_contacts(
+    db: Database,
+    now: datetime,
+    *,
+    page: int,
+    per_page: int,
+    sort: str = "-received_at",
+    **filters: Any,
+) -> dict[str, Any]:
+    """Return contacts matching the filters, one page, newest first unless ``sort`` says else."""
+    stmt = _filtered(filters, now)
+    order = SORTS.get(sort)
+    if order is None:
+        raise Invalid(f"unknown sort {sort!r}", errors={"sort": [f"one of {', '.join(SORTS)}"]})
+    with db.session() as session:
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = session.scalars(
+            stmt.options(selectinload(Contact.account))
+            .order_by(order, Contact.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        items = [summary(contact, now) for contact in rows]
+    return page_dict(items, page, per_page, total)
+
+
+def _load(session: Session, contact_id: int) -> Contact:
+    contact = session.get(
+        Contact,
+        contact_id,
+        options=[
+            selectinload(Contact.account),
+            selectinload(Contact.admin),
+            selectinload(Contact.events),
+        ],
+    )
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    return contact
+
+
+def get_contact(db: Database, contact_id: int, now: datetime) -> dict[str, Any]:
+    """Return one contact in full."""
+    with db.session() as session:
+        return detail(_load(session, contact_id), now)
+
+
+def _event(contact: Contact, now: datetime, kind: str, actor: str, **data: Any) -> None:
+    contact.events.append(ContactEvent(at=now, kind=kind, actor=actor, data=data))
+
+
+def _audit(
+    session: Session,
+    contact: Contact,
+    action: str,
+    actor: str,
+    now: datetime,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="contact",
+        entity_id=str(contact.id),
+        before=before,
+        after=after,
+        at=now,
+    )
+
+
+def _open(contact: Contact, doing: str) -> None:
+    if contact.status not in OPEN_STATUSES:
+        raise Conflict(
+            f"contact {contact.reference} is {contact.status}; only waiting or accepted "
+            f"contacts can be {doing}",
+            status=contact.status,
+        )
+
+
+def accept(
+    db: Database, contact_id: int, *, actor: str, now: datetime, note: str | None = None
+) -> dict[str, Any]:
+    """Take a waiting contact out of its queue for the staff member."""
+    with db.transaction() as session:
+        contact = _load(session, contact_id)
+        if contact.status != ContactStatus.WAITING.value:
+            raise Conflict(
+                f"contact {contact.reference} is {contact.status}, not waiting",
+                status=contact.status,
+            )
+        contact.status = ContactStatus.ACCEPTED.value
+        contact.accepted_at = now
+        _event(contact, now, "accepted", actor, queue=contact.queue_key, note=note)
+        _audit(
+            session,
+            contact,
+            "contact.accept",
+            actor,
+            now,
+            {"status": ContactStatus.WAITING.value},
+            {"status": contact.status, "accepted_at": now.isoformat()},
+        )
+        session.flush()
+        return detail(contact, now)
+
+
+def _stop_clock(
+    contact: Contact, at: datetime, actor: str, now: datetime, note: str | None = None
+) -> str:
+    """Record the first response at ``at``; return the SLA state it leaves."""
+    contact.first_response_at = at
+    old = contact.sla_state
+    if contact.due_at is not None and contact.sla_started_at is not None:
+        clock = _clock(contact)
+        new = clock.state(now, at).value
+    else:
+        new = old
+    contact.sla_state = new
+    _event(contact, now, "first_response", actor, at=at.isoformat(), sla_state=new, note=note)
+    if new != old:
+        _event(contact, now, f"sla_{new}", actor, due_at=iso(contact.due_at), responded_at=iso(at))
+    return new
+
+
+def _clock(contact: Contact) -> SlaClock:
+    assert contact.sla_started_at is not None
+    assert contact.warning_at is not None and contact.due_at is not None
+    return SlaClock(
+        policy=contact.sla_policy or "",
+        severity=Severity(contact.severity),
+        received_at=contact.received_at,
+        started_at=contact.sla_started_at,
+        warning_at=contact.warning_at,
+        due_at=contact.due_at,
+    )
+
+
+def record_first_response(
+    db: Database,
+    contact_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    at: datetime | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Record the first response (stops the SLA clock: met or missed)."""
+    at = at or now
+    with db.transaction() as session:
+        contact = _load(session, contact_id)
+        _open(contact, "responded to")
+        if contact.first_response_at is not None:
+            raise Conflict(
+                f"contact {contact.reference} already has its first response "
+                f"({contact.first_response_at.isoformat()})"
+            )
+        if at < contact.received_at:
+            raise Invalid(
+                "the first response cannot be before the contact was received",
+                errors={"at": [f"must be at or after {contact.received_at.isoformat()}"]},
+            )
+        if at > now + CLOCK_SKEW:
+            raise Invalid("the first response cannot be in the future", errors={"at": ["future"]})
+        before = {"first_response_at": None, "sla_state": contact.sla_state}
+        state = _stop_clock(contact, at, actor, now, note)
+        _audit(
+            session,
+            contact,
+            "contact.first_response",
+            actor,
+            now,
+            before,
+            {"first_response_at": at.isoformat(), "sla_state": state},
+        )
+        session.flush()
+        return detail(contact, now)
+
+
+def resolve(
+    db: Database, contact_id: int, *, actor: str, now: datetime, note: str | None = None
+) -> dict[str, Any]:
+    """Resolve a contact; resolving also counts as the first response if none was recorded."""
+    with db.transaction() as session:
+        contact = _load(session, contact_id)
+        _open(contact, "resolved")
+        before = {"status": contact.status, "sla_state": contact.sla_state}
+        if contact.first_response_at is None:
+            _stop_clock(contact, now, actor, now, "resolved")
+        contact.status = ContactStatus.RESOLVED.value
+        contact.resolved_at = now
+        _event(contact, now, "resolved", actor, note=note)
+        _audit(
+            session,
+            contact,
+            "contact.resolve",
+            actor,
+            now,
+            before,
+            {"status": contact.status, "sla_state": contact.sla_state, "note": note},
+        )
+        session.flush()
+        return detail(contact, now)
+
+
+def _calendar(
+    session: Session, cache: RoutingCache, policy: Policy, contact: Contact
+) -> BusinessCalendar:
+    day = contact.received_at.date()
+    account = session.get(Account, contact.account_id) if contact.account_id else None
+    if account is not None:
+        return cache.account_calendar(session, account, day)
+    region = contact.region if contact.region in policy.regions else policy.default_region
+    return cache.region_calendar(session, region or policy.default_region, day)
+
+
+def regrade_severity(
+    db: Database,
+    cache: RoutingCache,
+    policy: Policy,
+    contact_id: int,
+    severity: Severity,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Change a contact's severity; the due time is recomputed from the original receipt time.
+
+    Priority moves by the difference between the two severities' boosts, so a re-grade to S1
+    is served ahead as an S1 received would be; a recorded first response is judged against the
+    new due time.
+    """
+    with db.transaction() as session:
+        contact = _load(session, contact_id)
+        _open(contact, "re-graded")
+        old = Severity(contact.severity)
+        if old is severity:
+            return detail(contact, now)
+        before = {
+            "severity": old.value,
+            "priority": contact.priority,
+            "due_at": iso(contact.due_at),
+            "sla_state": contact.sla_state,
+        }
+        boost = policy.severities[severity].priority_boost
+        boost -= policy.severities[old].priority_boost
+        contact.severity = severity.value
+        contact.priority = max(0, min(100, contact.priority + boost))
+        sla_policy = policy.sla_policies.get(contact.sla_policy or "")
+        old_state = contact.sla_state
+        if sla_policy is not None:
+            calendar = _calendar(session, cache, policy, contact)
+            if contact.due_at is not None and contact.sla_started_at is not None:
+                clock = regrade(_clock(contact), severity, sla_policy, calendar)
+            else:
+                clock = start_clock(sla_policy, severity, contact.received_at, calendar)
+            if clock is None:
+                contact.sla_started_at = contact.warning_at = contact.due_at = None
+                contact.sla_state = SlaState.NONE.value
+            else:
+                contact.sla_started_at = clock.started_at
+                contact.warning_at = clock.warning_at
+                contact.due_at = clock.due_at
+                contact.sla_state = clock.state(now, contact.first_response_at).value
+        after = {
+            "severity": severity.value,
+            "priority": contact.priority,
+            "due_at": iso(contact.due_at),
+            "sla_state": contact.sla_state,
+        }
+        _event(contact, now, "regraded", actor, reason=reason, before=before, after=after)
+        if contact.sla_state != old_state:
+            _event(contact, now, f"sla_{contact.sla_state}", actor, due_at=iso(contact.due_at))
+        _audit(session, contact, "contact.regrade", actor, now, before, {**after, "reason": reason})
+        session.flush()
+        return detail(contact, now)

@@ -1,0 +1,51 @@
+"""Page through lists: one count and one bounded query per page."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 200
+
+
+def page_dict(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
+    """Return the page envelope every list answers with."""
+    return {
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "pages": math.ceil(total / per_page) if total else 0,
+    }
+
+
+def paginate(
+    session: Session,
+    stmt: Select[Any],
+    page: int,
+    per_page: int,
+    convert: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run ``stmt`` for one page and convert each row's entity."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page))
+    return page_dict([convert(row) for row in rows], page, per_page, total)
+
+
+def paginate_list(items: Sequence[T], page: int, per_page: int) -> dict[str, Any]:
+    """Return one page of an in-memory list."""
+    start = (page - 1) * per_page
+    return page_dict(list(items[start : start + per_page]), page, per_page, len(items))
+
+
+def iso(value: datetime | None) -> str | None:
+    """Return an instant as ISO 8601 (UTC), or None."""
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,103 @@
+"""Housekeeping: trial expiry with an audit entry, PIN lock-out expiry, replay-token purge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from channels.email.models import WebhookReplayToken
+from config.policy import Policy
+from router.db import Database
+from router.models import Account, AuditEntry, PinLockout
+from router.scheduler.maintenance import expire_pin_lockouts, expire_trials, purge_replay_tokens
+
+NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+
+
+def _account(account_id: str, tier: str, trial_started_at: datetime | None) -> Account:
+    return Account(
+        id=account_id,
+        name=account_id.title(),
+        tier=tier,
+        trial_started_at=trial_started_at,
+        region="gb",
+        country="GB",
+        timezone="Europe/London",
+        attributes={},
+    )
+
+
+def test_trials_past_their_days_become_free_once_with_an_audit_entry(
+    db: Database, policy: Policy
+) -> None:
+    assert policy.trial_days == 30
+    with db.transaction() as session:
+        session.add_all(
+            [
+                _account("expired", "trial", NOW - timedelta(days=45)),
+                _account("boundary", "trial", NOW - timedelta(days=30)),  # exactly 30 x 24 h
+                _account("running", "trial", NOW - timedelta(days=30) + timedelta(seconds=1)),
+                _account("unknown-start", "trial", None),
+                _account("paying", "standard", NOW - timedelta(days=400)),
+            ]
+        )
+    assert sorted(expire_trials(db, policy.trial_days, NOW)) == ["boundary", "expired"]
+    assert expire_trials(db, policy.trial_days, NOW) == []  # once
+    with db.session() as session:
+        tiers = dict(session.execute(select(Account.id, Account.tier)).all())
+        entries = list(
+            session.scalars(select(AuditEntry).where(AuditEntry.action == "account.trial_expired"))
+        )
+    assert tiers == {
+        "expired": "free",
+        "boundary": "free",
+        "running": "trial",
+        "unknown-start": "trial",
+        "paying": "standard",
+    }
+    assert sorted(entry.entity_id for entry in entries) == ["boundary", "expired"]
+    entry = next(e for e in entries if e.entity_id == "expired")
+    assert (entry.actor, entry.entity_type, entry.at) == ("scheduler", "account", NOW)
+    assert entry.before == {
+        "tier": "trial",
+        "trial_started_at": (NOW - timedelta(days=45)).isoformat(),
+    }
+    assert entry.after == {"tier": "free", "trial_days": 30}
+
+
+def test_expired_pin_lockouts_are_removed(db: Database) -> None:
+    with db.transaction() as session:
+        session.add_all(
+            [
+                PinLockout(calling_number="+15555550100", locked_until=NOW, failures=10),
+                PinLockout(
+                    calling_number="+15555550101",
+                    locked_until=NOW + timedelta(minutes=1),
+                    failures=12,
+                ),
+            ]
+        )
+    assert expire_pin_lockouts(db, NOW) == 1
+    assert expire_pin_lockouts(db, NOW) == 0
+    with db.session() as session:
+        assert list(session.scalars(select(PinLockout.calling_number))) == ["+15555550101"]
+
+
+def test_replay_tokens_are_purged_once_no_replay_could_pass(db: Database) -> None:
+    window = timedelta(minutes=5)
+    with db.transaction() as session:
+        for token, age in (("old", 11), ("edge", 10), ("recent", 9), ("fresh", 1)):
+            session.add(
+                WebhookReplayToken(
+                    provider="mailgun", token=token, seen_at=NOW - timedelta(minutes=age)
+                )
+            )
+    # Kept for twice the freshness window (see purge_replay_tokens).
+    assert purge_replay_tokens(db, NOW, window) == 1
+    with db.session() as session:
+        assert sorted(session.scalars(select(WebhookReplayToken.token))) == [
+            "edge",
+            "fresh",
+            "recent",
+        ]
