@@ -155,7 +155,9 @@ class Settings:
                 # HS256 keys shorter than the hash (32 bytes) weaken the portal tokens (RFC 7518).
                 minimum = 32 if variable == "PORTAL_JWT_SECRET" else _MIN_SECRET_LENGTH
                 if len(value) < minimum:
-                    raise SettingsError(f"{variable} is too short; use at least {minimum} characters")
+                    raise SettingsError(
+                        f"{variable} is too short; use at least {minimum} characters"
+                    )
             if self.database_url == DEFAULT_SQLITE_URL:
                 raise SettingsError("DATABASE_URL is missing; production needs a database URL")
         return self
