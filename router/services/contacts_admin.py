@@ -373,6 +373,21 @@ def _calendar(
     return cache.region_calendar(session, region or policy.default_region, day)
 
 
+_RUNNING = (SlaState.OK, SlaState.WARNING, SlaState.BREACHED)
+
+
+def _regraded_state(old: SlaState, computed: SlaState) -> SlaState:
+    """Return the state a re-graded clock takes now.
+
+    A running clock may step back (a later due time un-breaches it), but a step forward is left
+    to the SLA sweep, so a breach caused by a re-grade is escalated and notified like any other.
+    """
+    if computed not in _RUNNING:
+        return computed  # met or missed: the first response is already recorded
+    current = old if old in _RUNNING else SlaState.OK
+    return computed if _RUNNING.index(computed) <= _RUNNING.index(current) else current
+
+
 def regrade_severity(
     db: Database,
     cache: RoutingCache,
@@ -421,7 +436,9 @@ def regrade_severity(
                 contact.sla_started_at = clock.started_at
                 contact.warning_at = clock.warning_at
                 contact.due_at = clock.due_at
-                contact.sla_state = clock.state(now, contact.first_response_at).value
+                contact.sla_state = _regraded_state(
+                    SlaState(old_state), clock.state(now, contact.first_response_at)
+                ).value
         after = {
             "severity": severity.value,
             "priority": contact.priority,

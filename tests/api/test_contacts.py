@@ -10,6 +10,7 @@ from sqlalchemy import select
 from router.domain import Category, Channel, Severity, Topic
 from router.models import AuditEntry, Contact
 from router.runtime import Runtime
+from router.services.sla_monitor import SlaMonitor
 from tests.api.conftest import ApiClient, make_contact
 
 
@@ -172,14 +173,20 @@ def test_regrade_recomputes_due_from_the_original_receipt(api: ApiClient, rt: Ru
     assert regrade["data"]["before"]["severity"] == "S3"
     assert regrade["data"]["reason"] == "whole company cannot log in"
 
-    # Received 50 minutes ago, an S1's warning point (45 minutes) has passed: the state moves.
+    # Received 50 minutes ago, an S1's warning point (45 minutes) has passed: the clock shows
+    # the warning at once, and the SLA sweep records it (and notifies) like any other warning.
     older = make_contact(
         rt, severity=Severity.S3, received_at=received - timedelta(minutes=20), topic=Topic.LINUX
     )
     warned = api.post(
         f"contacts/{older.contact_id}/regrade", role="editor", json={"severity": "S1"}
     ).get_json()
-    assert warned["sla_state"] == "warning" and events(warned)[-2:] == ["regraded", "sla_warning"]
+    assert (warned["sla_state"], warned["sla_state_recorded"]) == ("warning", "ok")
+    assert events(warned)[-1] == "regraded"
+    swept = SlaMonitor(rt.db, rt.policy).sweep(datetime.now(UTC))
+    assert swept.warnings == 1
+    recorded = api.get(f"contacts/{older.contact_id}", role="viewer").get_json()
+    assert recorded["sla_state_recorded"] == "warning" and events(recorded)[-1] == "sla_warning"
 
     same = api.post(f"contacts/{result.contact_id}/regrade", role="editor", json={"severity": "S1"})
     assert same.status_code == 200 and len(same.get_json()["events"]) == len(body["events"])

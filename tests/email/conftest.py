@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import shutil
 import socket
 import threading
@@ -22,13 +21,15 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email import ecdsa
 from channels.email.models import EmailMessage as StoredEmail
 from config import Settings
 from config.policy import Policy
@@ -415,34 +416,19 @@ def stored_messages(db: Database) -> list[StoredEmail]:
         return list(session.scalars(select(StoredEmail).order_by(StoredEmail.id)))
 
 
-# --- SendGrid signed webhooks: a test signing key (P-256) --------------------------------
+# --- SendGrid signed webhooks: a test signing key (P-256; OpenSSL generated it) ------------
 
 SIGNING_SECRET = 0x3211A06F49C17FD4F7434944F652FD306D7F7816D1D1A5E18C40DACD96170AE0
 
 
 def sendgrid_public_key(secret: int = SIGNING_SECRET) -> str:
-    point = ecdsa._multiply(secret, ecdsa.G)
-    assert point is not None
-    x, y = point
-    der = ecdsa._SPKI_PREFIX + b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+    """Return the base64 DER public key SendGrid would show for this private key."""
+    public = ec.derive_private_key(secret, ec.SECP256R1()).public_key()
+    der = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
 
 
 def sendgrid_sign(payload: bytes, secret: int = SIGNING_SECRET) -> str:
     """Sign like SendGrid: ECDSA P-256 over SHA-256 of timestamp + body, base64 DER."""
-    e = int.from_bytes(hashlib.sha256(payload).digest(), "big")
-    while True:
-        k = secrets.randbelow(ecdsa.N - 1) + 1
-        point = ecdsa._multiply(k, ecdsa.G)
-        assert point is not None
-        r = point[0] % ecdsa.N
-        s = pow(k, -1, ecdsa.N) * (e + r * secret) % ecdsa.N
-        if r and s:
-            break
-
-    def der_int(value: int) -> bytes:
-        raw = value.to_bytes((value.bit_length() + 8) // 8, "big")
-        return b"\x02" + bytes([len(raw)]) + raw
-
-    body = der_int(r) + der_int(s)
-    return base64.b64encode(b"\x30" + bytes([len(body)]) + body).decode()
+    private = ec.derive_private_key(secret, ec.SECP256R1())
+    return base64.b64encode(private.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()

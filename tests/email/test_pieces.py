@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from channels.email import ecdsa
 from channels.email.formdata import FormError, parse_form
@@ -104,8 +106,7 @@ def test_ecdsa_accepts_an_openssl_signature() -> None:
         + "\n-----END PUBLIC KEY-----\n"
     )
     assert ecdsa.PublicKey.load(pem) == key
-    # The test signing key is OpenSSL's key: our point multiplication derives the same public key.
-    assert sendgrid_public_key() == OPENSSL_KEY
+    assert sendgrid_public_key() == OPENSSL_KEY  # the test signing key is that OpenSSL key
 
 
 def test_ecdsa_round_trip_and_rejections() -> None:
@@ -127,8 +128,16 @@ def test_ecdsa_round_trip_and_rejections() -> None:
     ("text", "message"),
     [
         ("%%%", "not valid base64"),
-        (base64.b64encode(b"\x30" * 91).decode(), "not an uncompressed P-256"),
-        (OPENSSL_KEY[:-8] + "AAAAAA==", "not on the P-256 curve"),
+        (base64.b64encode(b"\x30" * 91).decode(), "not a DER SubjectPublicKeyInfo"),
+        (OPENSSL_KEY[:-8] + "AAAAAA==", "not a DER SubjectPublicKeyInfo"),
+        (
+            base64.b64encode(
+                ec.generate_private_key(ec.SECP384R1())
+                .public_key()
+                .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            ).decode(),
+            "not a P-256",
+        ),
     ],
 )
 def test_bad_public_keys_are_refused(text: str, message: str) -> None:
