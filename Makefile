@@ -29,8 +29,11 @@ migrate: $(VENV)/.installed
 demo: migrate
 	$(BIN)/flask --app app demo-data
 
-## make run: install, migrate the SQLite file, load demo data if empty, serve on 127.0.0.1:5000
+## make run: install, migrate the SQLite file, load demo data if empty, serve on 127.0.0.1:5000,
+## with the SLA scheduler beside it (both stop together)
 run: demo
+	@trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/flask --app app scheduler & scheduler=$$!; \
 	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
 
 ## make serve: serve as production does (gunicorn), on the configured database

@@ -262,12 +262,13 @@ def test_drag_a_rule_above_another(page: Any, live_server: LiveServer) -> None:
     page.goto("/console/rules")
     before = rule_ids(page)
     assert before.index("break-fix-devices") > before.index("break-fix-mac")
+    # Read the version before dragging: the page may reload with the new one before we look.
+    version = page.locator("#rules").get_attribute("data-base-version")
     page.locator("#rule-break-fix-devices td.cond").drag_to(
         page.locator("#rule-break-fix-mac td.cond")
     )
     page.wait_for_function(
-        "v => document.querySelector('#rules').dataset.baseVersion !== v",
-        arg=page.locator("#rules").get_attribute("data-base-version"),
+        "v => document.querySelector('#rules')?.dataset.baseVersion !== v", arg=version
     )
     after = rule_ids(page)
     assert after.index("break-fix-devices") == before.index("break-fix-mac")
