@@ -445,17 +445,6 @@ class VoiceService:
         log.info("voice call %s status: %s", call.call_sid, call_status)
         return True
 
-    def unlock(self, calling_number: str, now: datetime | None = None) -> bool:
-        """Lift a calling number's PIN lock-out now; its earlier failures stop counting."""
-        now = now or self.clock()
-        with self.db.transaction() as session:
-            lockout = session.get(PinLockout, calling_number[:_NUMBER_WIDTH])
-            if lockout is None or lockout.locked_until <= now:
-                return False
-            # Kept, ending now: failures before it no longer count towards the next lock-out.
-            lockout.locked_until = now
-            return True
-
     # -- PIN checks -------------------------------------------------------------------------
 
     def _check_pin(

@@ -156,7 +156,11 @@ def pin_lockout_expiry() -> dict[str, Any]:
     """Remove PIN lock-outs that have run out."""
     return _run(
         PIN_LOCKOUT_JOB,
-        lambda ctx, now: {"removed": maintenance.expire_pin_lockouts(ctx.db, now)},
+        lambda ctx, now: {
+            "removed": maintenance.expire_pin_lockouts(
+                ctx.db, now, timedelta(seconds=ctx.settings.pin_lockout_window_seconds)
+            )
+        },
     )
 
 

@@ -66,14 +66,16 @@ def expire_trials(db: Database, trial_days: int, now: datetime) -> list[str]:
     return expired
 
 
-def expire_pin_lockouts(db: Database, now: datetime) -> int:
-    """Delete PIN lock-outs that have run out; return how many."""
+def expire_pin_lockouts(db: Database, now: datetime, window: timedelta) -> int:
+    """Delete PIN lock-outs over for longer than the failure window; return how many."""
+    # A lock-out that ended (or that staff lifted) less than `window` ago still marks which
+    # failures no longer count; once it is older than the window, none of them count anyway.
     now = as_utc(now, "now")
     with db.transaction() as session:
         return rowcount(
             session.execute(
                 delete(PinLockout)
-                .where(PinLockout.locked_until <= now)
+                .where(PinLockout.locked_until <= now - window)
                 .execution_options(synchronize_session=False)
             )
         )

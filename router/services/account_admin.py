@@ -504,10 +504,12 @@ def unlock(db: Database, calling_number: str, *, actor: str, now: datetime) -> N
     number = calling_number.strip()
     with db.transaction() as session:
         row = session.get(PinLockout, number)
-        if row is None:
+        if row is None or row.locked_until <= now:
             raise NotFound(f"{number} is not locked out")
         before = lockout_dict(row, now)
-        session.delete(row)
+        # Kept, ending now: the failures that led to it stop counting towards the next lock-out
+        # (deleted, they would count again and the next wrong PIN would re-lock the number).
+        row.locked_until = now
         audit.record(
             session,
             actor=actor,
@@ -515,5 +517,6 @@ def unlock(db: Database, calling_number: str, *, actor: str, now: datetime) -> N
             entity_type="calling_number",
             entity_id=number,
             before=before,
+            after=lockout_dict(row, now),
             at=now,
         )

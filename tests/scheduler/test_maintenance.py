@@ -67,10 +67,17 @@ def test_trials_past_their_days_become_free_once_with_an_audit_entry(
 
 
 def test_expired_pin_lockouts_are_removed(db: Database) -> None:
+    window = timedelta(hours=1)
     with db.transaction() as session:
         session.add_all(
             [
-                PinLockout(calling_number="+15555550100", locked_until=NOW, failures=10),
+                PinLockout(calling_number="+15555550100", locked_until=NOW - window, failures=10),
+                # Lifted by staff a minute ago: kept, so earlier failures stay uncounted.
+                PinLockout(
+                    calling_number="+15555550102",
+                    locked_until=NOW - timedelta(minutes=1),
+                    failures=10,
+                ),
                 PinLockout(
                     calling_number="+15555550101",
                     locked_until=NOW + timedelta(minutes=1),
@@ -78,10 +85,13 @@ def test_expired_pin_lockouts_are_removed(db: Database) -> None:
                 ),
             ]
         )
-    assert expire_pin_lockouts(db, NOW) == 1
-    assert expire_pin_lockouts(db, NOW) == 0
+    assert expire_pin_lockouts(db, NOW, window) == 1
+    assert expire_pin_lockouts(db, NOW, window) == 0
     with db.session() as session:
-        assert list(session.scalars(select(PinLockout.calling_number))) == ["+15555550101"]
+        assert sorted(session.scalars(select(PinLockout.calling_number))) == [
+            "+15555550101",
+            "+15555550102",
+        ]
 
 
 def test_replay_tokens_are_purged_once_no_replay_could_pass(db: Database) -> None:

@@ -21,14 +21,14 @@ from channels.voice.service import (
     EVENT_PIN_FAILURE_RATE,
     EVENT_PIN_LOCKOUT,
     EVENT_UNKNOWN_NUMBER,
-    VoiceService,
 )
-from channels.voice.views import SERVICE_KEY
 from config.policy import Policy
 from ivr.twiml import TWILIO_HOLD_MUSIC
 from router.db import Database
 from router.models import Contact, ContactEvent, OpsEvent, PinAttempt, PinLockout, SupportPin
 from router.pins import pin_hash
+from router.services import account_admin
+from router.services.errors import NotFound
 from tests.conftest import TEST_PEPPER, make_settings
 from tests.voice.conftest import (
     ACME_PIN,
@@ -398,11 +398,12 @@ def test_staff_unlock_lets_the_number_call_again(
         while not call.hung_up():
             call.press(WRONG_PIN)
             clock.advance(seconds=10)
-    service: VoiceService = voice_app.extensions[SERVICE_KEY]
     clock.advance(minutes=5)
-    assert service.unlock(caller) is True
-    assert service.unlock(caller) is False  # already unlocked
     unlocked_at = clock.now
+    # The staff API's and console's unlock.
+    account_admin.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
+    with pytest.raises(NotFound):  # already unlocked
+        account_admin.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
     clock.advance(seconds=30)
     call = new_call(caller=caller)
     call.start()
