@@ -310,6 +310,7 @@ def load_policy(directory: Path) -> Policy:
     trial_days, tiers = _load_tiers(*files["tiers"], sla_policies)
     categories, topics, agent_log = _load_categories(*files["categories"])
     default_region, regions = _load_regions(*files["regions"])
+    _check_premium_first(files["tiers"][0], tiers, severities, escalations)
     rule_file, rule_data = files["routing"]
     rule_table = _Table(rule_file, "", rule_data)
     documents = rule_table.get("rules", list)
@@ -337,6 +338,33 @@ def load_policy(directory: Path) -> Policy:
         rules=rules,
         escalations=escalations,
     )
+
+
+def _check_premium_first(
+    file: str,
+    tiers: Mapping[Tier, TierPolicy],
+    severities: Mapping[Severity, SeverityPolicy],
+    escalations: Mapping[str, EscalationPolicy],
+) -> None:
+    """Refuse priorities under which another tier could be served before premium (SPEC 2.1)."""
+    boosts = [severity.priority_boost for severity in severities.values()]
+    premium = tiers[Tier.PREMIUM]
+    lowest_premium = premium.base_priority + min(boosts)
+    for tier, other in tiers.items():
+        if tier is Tier.PREMIUM:
+            continue
+        escalation = escalations.get(other.sla_policy)
+        highest = (
+            other.base_priority + max(boosts) + (escalation.raise_priority if escalation else 0)
+        )
+        if highest >= lowest_premium:
+            raise PolicyError(
+                file,
+                f"tiers.{tier.value}.base_priority",
+                f"premium must be served first: {tier.value}'s highest priority ({highest}, with "
+                f"the top severity boost and escalation) is not below premium's lowest "
+                f"({lowest_premium})",
+            )
 
 
 def _load_queues(file: str, data: dict[str, Any]) -> dict[str, QueuePolicy]:

@@ -44,7 +44,7 @@ def test_premium_chat_is_live_with_an_engineer_queue_and_calendar_sla(
     body = response.get_json()
     assert set(body) == SESSION_KEYS
     assert body["mode"] == "live" and body["queue"] == "cse-windows"
-    assert body["priority"] == 90  # premium 60 + S1 30
+    assert body["priority"] == 90  # premium 70 + S1 20
     assert body["sla"] == {"policy": "premium", "due_at": "2026-11-27T16:00:00+00:00"}
     assert body["position"] == 0 and body["estimated_wait_seconds"] is None
     assert "engineer will join" in body["message"]
@@ -497,7 +497,7 @@ def test_non_json_body_is_a_clear_400(portal: Portal, db: Database) -> None:
 
 def test_severity_forms_are_understood(portal: Portal) -> None:
     priorities = [portal.chat(severity=s).get_json()["priority"] for s in ("1", "sev 2", "s3")]
-    assert priorities == [90, 75, 60]
+    assert priorities == [90, 80, 70]
 
 
 # -- tokens -------------------------------------------------------------------------------------

@@ -50,18 +50,18 @@ def accept(db: Database, contact_id: int, at: datetime) -> None:
 
 def test_positions_follow_priority_then_age(portal: Portal, rt: Runtime, db: Database) -> None:
     m = timedelta(minutes=1)
-    premium_s3 = email(rt, "alice@acme.example", Severity.S3, FRIDAY - 30 * m)  # 60
-    standard_s1 = email(rt, "bob@globex.example", Severity.S1, FRIDAY - 20 * m)  # 30 + 30
+    premium_s3 = email(rt, "alice@acme.example", Severity.S3, FRIDAY - 30 * m)  # 70
+    standard_s1 = email(rt, "bob@globex.example", Severity.S1, FRIDAY - 20 * m)  # 30 + 20
     premium_s1 = email(rt, "alice@acme.example", Severity.S1, FRIDAY - 10 * m)  # 90
     standard_s3 = email(rt, "bob@globex.example", Severity.S3, FRIDAY - 40 * m)  # 30
     email(rt, "alice@acme.example", Severity.S1, FRIDAY - 50 * m, topic=Topic.MAC)  # other queue
 
-    s2 = portal.chat(severity="S2").get_json()  # 75: only the premium S1 is ahead
-    assert (s2["queue"], s2["priority"], s2["position"]) == ("cse-windows", 75, 1)
+    s2 = portal.chat(severity="S2").get_json()  # 80: only the premium S1 is ahead
+    assert (s2["queue"], s2["priority"], s2["position"]) == ("cse-windows", 80, 1)
     portal.clock.set(FRIDAY + m)
-    s3 = portal.chat(severity="S3").get_json()  # 60: behind 90, 75 and the older two at 60
-    assert (s3["priority"], s3["position"]) == (60, 4)
-    assert "4 contacts ahead of you" in s3["message"]
+    s3 = portal.chat(severity="S3").get_json()  # 70: behind 90, 80 and the older premium S3
+    assert (s3["priority"], s3["position"]) == (70, 3)  # premium first: ahead of standard S1
+    assert "3 contacts ahead of you" in s3["message"]
 
     with db.session() as session:
         order = [c.id for c in queues.waiting_contacts(session, "cse-windows")]
@@ -69,8 +69,8 @@ def test_positions_follow_priority_then_age(portal: Portal, rt: Runtime, db: Dat
             premium_s1,
             s2["contact_id"],
             premium_s3,
-            standard_s1,
             s3["contact_id"],
+            standard_s1,
             standard_s3,
         ]
         assert queues.waiting_count(session, "cse-windows") == 6
@@ -78,7 +78,7 @@ def test_positions_follow_priority_then_age(portal: Portal, rt: Runtime, db: Dat
     # An engineer takes the premium S1: everyone behind it moves up.
     accept(db, premium_s1, FRIDAY + 2 * m)
     state = portal.get(f"/chat/sessions/{s3['contact_id']}").get_json()
-    assert state["position"] == 3
+    assert state["position"] == 2
     taken = portal.get(f"/chat/sessions/{s2['contact_id']}").get_json()
     assert taken["position"] == 0
 

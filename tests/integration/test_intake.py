@@ -51,7 +51,7 @@ def test_premium_email_is_routed_with_a_calendar_sla(intake: IntakeService, db: 
     result = intake.intake(request(severity=Severity.S1, topic=Topic.WINDOWS))
     assert result.created and result.status is ContactStatus.WAITING
     assert (result.queue, result.sla_policy) == ("cse-windows", "premium")
-    assert result.priority == 90  # premium 60 + S1 30
+    assert result.priority == 90  # premium 70 + S1 20
     assert result.due_at == NOW + timedelta(hours=1)
     contact = stored(db, result.contact_id)
     assert contact.account_id == "acme" and contact.admin is not None

@@ -157,20 +157,20 @@ def test_after_downtime_one_sweep_catches_up_and_notifies_the_breach_only(world:
 
 
 def test_breach_escalates_as_the_policy_says(world: World) -> None:
-    waiting = world.contact(FRIDAY, severity=Severity.S2)  # priority 60 + 15 = 75
+    waiting = world.contact(FRIDAY, severity=Severity.S2)  # priority 70 + 10 = 80
     accepted = world.contact(FRIDAY, severity=Severity.S2)
-    capped = world.contact(FRIDAY, severity=Severity.S1)  # priority 90
+    capped = world.contact(FRIDAY, severity=Severity.S1)  # priority 90 + 20 = 110 -> 100
     world.set_contact(accepted, status=ContactStatus.ACCEPTED.value)
     world.monitor.sweep(FRIDAY + timedelta(hours=2))
 
     moved = world.get(waiting)
-    assert (moved.queue_key, moved.priority, moved.sla_state) == ("escalations", 95, "breached")
+    assert (moved.queue_key, moved.priority, moved.sla_state) == ("escalations", 100, "breached")
     [escalated] = world.events(waiting, "escalated")
-    assert escalated.data["priority"] == {"from": 75, "to": 95}
+    assert escalated.data["priority"] == {"from": 80, "to": 100}
     assert escalated.data["queue"] == {"from": "cse-windows", "to": "escalations"}
     # An engineer already has the accepted one: it keeps its queue, its priority still rises.
     kept = world.get(accepted)
-    assert (kept.queue_key, kept.priority) == ("cse-windows", 95)
+    assert (kept.queue_key, kept.priority) == ("cse-windows", 100)
     assert world.get(capped).priority == 100  # capped
 
     # Notified: both queues' owners and the CSM, once each.
@@ -191,7 +191,7 @@ def test_escalation_is_configurable_per_policy(world: World) -> None:
     contact = world.get(contact_id)
     assert (contact.queue_key, contact.priority, contact.sla_state) == (
         "cse-windows",
-        75,
+        80,
         "breached",
     )
     assert world.events(contact_id, "escalated") == []
@@ -202,7 +202,7 @@ def test_an_inactive_escalation_queue_is_not_used(world: World) -> None:
     contact_id = world.contact(FRIDAY, severity=Severity.S2)
     world.monitor.sweep(FRIDAY + timedelta(hours=3))
     contact = world.get(contact_id)
-    assert (contact.queue_key, contact.priority) == ("cse-windows", 95)
+    assert (contact.queue_key, contact.priority) == ("cse-windows", 100)
 
 
 def test_contacts_without_a_clock_are_never_read(world: World) -> None:

@@ -80,15 +80,15 @@ def broken(tmp_path: Path, file: str, old: str, new: str) -> Path:
         ),
         (
             "tiers",
-            "base_priority = 60",
-            "base_priorty = 60",
+            "base_priority = 70",
+            "base_priorty = 70",
             "tiers.premium.base_priority",
             "'base_priorty' looks like a misspelling",
         ),
         # a wrong type
         (
             "tiers",
-            "base_priority = 60",
+            "base_priority = 70",
             'base_priority = "60"',
             "tiers.premium.base_priority",
             "must be a whole number, not a string",
@@ -215,6 +215,15 @@ def test_bad_policy_names_file_and_key(
     assert error.key.startswith(key), error
     assert message in str(error)
     assert str(error).startswith(f"{directory / file}.toml: {error.key}: ")
+
+
+def test_premium_must_outrank_every_other_tier(tmp_path: Path) -> None:
+    # Standard S1 (base 60 + boost 20) plus its escalation (+10) would reach premium S3 (70).
+    directory = broken(tmp_path, "tiers", "base_priority = 30", "base_priority = 60")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(directory)
+    assert caught.value.key == "tiers.standard.base_priority"
+    assert "premium must be served first: standard's highest priority (90" in str(caught.value)
 
 
 def test_missing_policy_file(tmp_path: Path) -> None:

@@ -92,10 +92,10 @@ def test_shipped_rules(
     ("tier", "severity", "priority"),
     [
         (Tier.PREMIUM, Severity.S1, 90),
-        (Tier.PREMIUM, Severity.S3, 60),
-        (Tier.STANDARD, Severity.S1, 60),
+        (Tier.PREMIUM, Severity.S3, 70),  # above any standard contact, even an escalated S1
+        (Tier.STANDARD, Severity.S1, 50),
         (Tier.STANDARD, Severity.S3, 30),
-        (Tier.TRIAL, Severity.S1, 50),
+        (Tier.TRIAL, Severity.S1, 40),
     ],
 )
 def test_premium_before_standard_and_s1_before_s3(

@@ -171,7 +171,7 @@ def test_an_unknown_number_answers_as_the_default_region_and_warns(
 
 @pytest.mark.parametrize(
     ("digit", "severity", "priority", "hours"),
-    [("1", "S1", 90, 1), ("2", "S2", 75, 2), ("3", "S3", 60, 4)],
+    [("1", "S1", 90, 1), ("2", "S2", 80, 2), ("3", "S3", 70, 4)],
 )
 def test_premium_call_per_severity(
     digit: str,
