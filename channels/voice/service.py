@@ -50,8 +50,17 @@ from router.calendar import BusinessCalendar
 from router.db import Database
 from router.domain import Channel, ContactStatus, Tier
 from router.entitlement import Access, channel_entitlement, effective_tier
-from router.models import Account, ContactEvent, OpsEvent, PinAttempt, PinLockout, SupportPin
+from router.models import (
+    Account,
+    Contact,
+    ContactEvent,
+    OpsEvent,
+    PinAttempt,
+    PinLockout,
+    SupportPin,
+)
 from router.pins import pin_hash
+from router.services.contacts_admin import mark_answered
 from router.services.intake import ContactRequest, IntakeResult, IntakeService
 
 log = logging.getLogger(__name__)
@@ -400,6 +409,10 @@ class VoiceService:
                             },
                         )
                     )
+                    contact = session.get(Contact, row.contact_id)
+                    if kind == "bridged" and contact is not None:
+                        # An engineer picked up: the call leaves the queue and its clock stops.
+                        mark_answered(session, contact, at, actor="twilio", now=now)
         except _StepTaken:
             return self._stored_response(call, "queue-result")
         log.info("voice call %s left the queue: %s", call.call_sid, result)

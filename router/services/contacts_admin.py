@@ -282,6 +282,39 @@ def _stop_clock(
     return new
 
 
+def mark_answered(
+    session: Session, contact: Contact, at: datetime, *, actor: str, now: datetime
+) -> None:
+    """Record in the caller's transaction that a person answered a waiting contact at ``at``.
+
+    It leaves its queue (accepted) and, unless one is already recorded, that was its first
+    response, which stops the SLA clock (an answered call must not warn, breach or escalate).
+    Events are added without loading the timeline, so a voice webhook stays a few statements.
+    """
+    events: list[tuple[str, dict[str, Any]]] = []
+    if contact.status == ContactStatus.WAITING.value:
+        contact.status = ContactStatus.ACCEPTED.value
+        contact.accepted_at = at
+        events.append(("accepted", {"queue": contact.queue_key, "at": at.isoformat()}))
+    if contact.first_response_at is None:
+        contact.first_response_at = at
+        old = contact.sla_state
+        if contact.due_at is not None and contact.sla_started_at is not None:
+            contact.sla_state = _clock(contact).state(now, at).value
+        events.append(("first_response", {"at": at.isoformat(), "sla_state": contact.sla_state}))
+        if contact.sla_state != old:
+            events.append(
+                (
+                    f"sla_{contact.sla_state}",
+                    {"due_at": iso(contact.due_at), "responded_at": iso(at)},
+                )
+            )
+    session.add_all(
+        ContactEvent(contact_id=contact.id, at=now, kind=kind, actor=actor, data=data)
+        for kind, data in events
+    )
+
+
 def _clock(contact: Contact) -> SlaClock:
     assert contact.sla_started_at is not None
     assert contact.warning_at is not None and contact.due_at is not None

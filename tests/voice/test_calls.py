@@ -123,7 +123,7 @@ def test_every_regional_number_reaches_a_queue_in_its_language(
     }
     assert spoken == {voice}
     contact = contact_for(vdb, call.call_sid)
-    assert contact is not None and contact.status == "waiting"
+    assert contact is not None and contact.status == "accepted"  # answered: bridged
     assert (contact.region, contact.language, contact.queue_key) == (region, voice, "cse-windows")
     assert contact.account_id == "acme" and contact.severity == "S1"
     assert ops_events(vdb, EVENT_UNKNOWN_NUMBER) == []
@@ -132,6 +132,9 @@ def test_every_regional_number_reaches_a_queue_in_its_language(
         "routed",
         "sla_started",
         "bridged",
+        "accepted",
+        "first_response",
+        "sla_met",
         "completed",
     ]
 
@@ -567,7 +570,16 @@ def test_retried_deliveries_get_the_same_twiml_and_count_once(
         call.post("/voice/queue-result", QueueResult="bridged", QueueTime="30")
         phone.post("/voice/status", call.params(CallStatus="completed", CallDuration="300"))
     kinds = [event.kind for event in timeline(vdb, call.sid)]
-    assert kinds == ["received", "routed", "sla_started", "bridged", "completed"]
+    assert kinds == [
+        "received",
+        "routed",
+        "sla_started",
+        "bridged",
+        "accepted",
+        "first_response",
+        "sla_met",
+        "completed",
+    ]
 
 
 def test_a_retry_with_the_same_idempotency_token_replays(
@@ -662,7 +674,8 @@ def test_bridged_and_completed_go_on_the_timeline_with_times(
     clock.advance(seconds=5)
     response = phone.post("/voice/status", call.params(CallStatus="completed", CallDuration="700"))
     assert response.status_code == 204
-    bridged, completed = timeline(vdb, call.sid)[-2:]
+    events = {event.kind: event for event in timeline(vdb, call.sid)}
+    bridged, completed = events["bridged"], events["completed"]
     assert (bridged.kind, bridged.at, bridged.actor) == (
         "bridged",
         enqueued_at + timedelta(seconds=95),
@@ -684,6 +697,12 @@ def test_bridged_and_completed_go_on_the_timeline_with_times(
     }
     row = ivr_call(vdb, call.sid)
     assert (row.status, row.queue_result, row.ended_at) == ("completed", "bridged", clock.now)
+    # Answered: the contact left its queue and its first response stopped the SLA clock.
+    contact = contact_for(vdb, call.sid)
+    assert contact is not None
+    answered_at = enqueued_at + timedelta(seconds=95)
+    assert (contact.status, contact.accepted_at) == ("accepted", answered_at)
+    assert (contact.first_response_at, contact.sla_state) == (answered_at, "met")
 
 
 def test_a_caller_hanging_up_in_the_queue_is_abandoned(
@@ -829,4 +848,13 @@ def test_concurrent_duplicate_reports_are_recorded_once(
     completed = call.params(CallStatus="completed", CallDuration="80")
     assert deliver_four_times("/voice/status", completed) == [204] * 4
     kinds = [event.kind for event in timeline(vdb, call.sid)]
-    assert kinds == ["received", "routed", "sla_started", "bridged", "completed"]
+    assert kinds == [
+        "received",
+        "routed",
+        "sla_started",
+        "bridged",
+        "accepted",
+        "first_response",
+        "sla_met",
+        "completed",
+    ]

@@ -23,7 +23,7 @@ BOUNDS = {
     "severity": 2,
     "topic + intake": 18,
     "wait": 0,
-    "queue result": 3,
+    "queue result": 8,  # bridged: the contact is accepted and its first response recorded
     "status": 3,
     "fallback": 0,
 }
