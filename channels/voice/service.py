@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,6 +52,7 @@ from router.domain import Channel, ContactStatus, Tier
 from router.entitlement import Access, channel_entitlement, effective_tier
 from router.models import (
     Account,
+    Admin,
     Contact,
     ContactEvent,
     OpsEvent,
@@ -486,10 +487,16 @@ class VoiceService:
         account = None
         if keyed is PinInput.CANDIDATE:
             hashed = pin_hash(self.config.pin_pepper, (digits or "").strip())
+            # A PIN issued to an administrator works only while that administrator is active
+            # (SPEC 2.6); a PIN issued to the account as a whole has no admin to check.
             account = session.scalar(
                 select(Account)
                 .join(SupportPin, SupportPin.account_id == Account.id)
-                .where(SupportPin.pin_hash == hashed)
+                .outerjoin(Admin, Admin.id == SupportPin.admin_id)
+                .where(
+                    SupportPin.pin_hash == hashed,
+                    or_(SupportPin.admin_id.is_(None), Admin.active.is_(True)),
+                )
             )
         session.add(
             PinAttempt(

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
-from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy import create_engine, delete, event, select, text, update
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -27,6 +27,7 @@ from config.policy import Policy
 from router import migrate
 from router.db import Database
 from router.models import (
+    Admin,
     Contact,
     ContactEvent,
     OpsEvent,
@@ -151,6 +152,7 @@ def _reset(url: str) -> None:
             session.execute(
                 delete(SupportPin).where(SupportPin.account_id.in_(("initech", "umbrella")))
             )
+            session.execute(update(Admin).values(active=True))  # tests may deactivate one
     finally:
         db.dispose()
 

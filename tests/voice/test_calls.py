@@ -858,3 +858,16 @@ def test_concurrent_duplicate_reports_are_recorded_once(
         "sla_met",
         "completed",
     ]
+
+
+def test_a_deactivated_admins_pin_no_longer_verifies(new_call: NewCall, vdb: Database) -> None:
+    with vdb.transaction() as session:
+        pin = session.scalar(
+            select(SupportPin).where(SupportPin.pin_hash == pin_hash(TEST_PEPPER, ACME_PIN))
+        )
+        assert pin is not None and pin.admin is not None
+        pin.admin.active = False  # alice left the customer's company
+    call = new_call(caller="+447700900555")
+    call.start()
+    call.press(ACME_PIN)
+    assert "not recognised" in call.said()
