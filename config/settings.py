@@ -158,6 +158,14 @@ class Settings:
                     raise SettingsError(
                         f"{variable} is too short; use at least {minimum} characters"
                     )
+            # Optional secrets switch a feature on; when one is set it must be a real secret.
+            for variable in _OPTIONAL_SECRETS:
+                value = getattr(self, _ENV_TO_FIELD[variable])
+                if value is not None and (value in _KNOWN_WEAK or len(value) < _MIN_SECRET_LENGTH):
+                    raise SettingsError(
+                        f"{variable} is too weak; use at least {_MIN_SECRET_LENGTH} random "
+                        "characters (or leave it unset to turn that feature off)"
+                    )
             if self.database_url == DEFAULT_SQLITE_URL:
                 raise SettingsError("DATABASE_URL is missing; production needs a database URL")
         return self
@@ -190,13 +198,6 @@ class Settings:
         if self.scheduler_stale_after_seconds <= self.sla_sweep_interval_seconds:
             raise SettingsError(
                 "SCHEDULER_STALE_AFTER_SECONDS must be longer than SLA_SWEEP_INTERVAL_SECONDS"
-            )
-        secret = self.notify_webhook_secret
-        weak = secret is not None and (secret in _KNOWN_WEAK or len(secret) < _MIN_SECRET_LENGTH)
-        if self.is_production and weak:
-            raise SettingsError(
-                "NOTIFY_WEBHOOK_SECRET is too weak; use at least "
-                f"{_MIN_SECRET_LENGTH} random characters"
             )
 
     def twilio_shared_key_secrets(self) -> dict[str, str]:
@@ -356,6 +357,13 @@ _VOICE_RANGES = {
     "IVR_PROMPT_REPEATS": (0, 5),
     "IVR_GATHER_TIMEOUT_SECONDS": (1, 60),
 }
+_OPTIONAL_SECRETS = (
+    "SENDGRID_BASIC_PASSWORD",
+    "POSTMARK_BASIC_PASSWORD",
+    "MAILGUN_SIGNING_KEY",
+    "INBOUND_MIME_TOKEN",
+    "NOTIFY_WEBHOOK_SECRET",
+)
 _ENV_TO_FIELD = {variable: name for variable, (name, _) in _VARIABLES.items()}
 _POSITIVE = (
     "CHAT_MESSAGE_MAX_CHARS",

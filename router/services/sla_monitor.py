@@ -108,6 +108,11 @@ class _Batch:
     more: bool = False  # a full batch was read: there may be more to do
 
 
+# Only contacts still being worked on can warn or breach: a closed one (resolved, or a bot
+# session handed to a human) is never escalated, whatever its clock says.
+_OPEN = (ContactStatus.WAITING.value, ContactStatus.ACCEPTED.value)
+
+
 class SlaMonitor:
     """Advance first-response clocks whose warning point or due time has passed."""
 
@@ -199,7 +204,11 @@ class SlaMonitor:
         leaving: SlaState,
         queues: Mapping[str, _QueueInfo],
     ) -> _Batch:
-        conditions = (Contact.sla_state == leaving.value, Contact.due_at <= now)
+        conditions = (
+            Contact.sla_state == leaving.value,
+            Contact.due_at <= now,
+            Contact.status.in_(_OPEN),
+        )
         ids = self._candidates(session, *conditions, order=Contact.due_at)
         rows = self._transition(session, ids, conditions, SlaState.BREACHED)
         if not rows:
@@ -255,6 +264,7 @@ class SlaMonitor:
             Contact.sla_state == SlaState.OK.value,
             Contact.warning_at <= now,
             Contact.due_at > now,
+            Contact.status.in_(_OPEN),
         )
         ids = self._candidates(session, *conditions, order=Contact.warning_at)
         rows = self._transition(session, ids, conditions, SlaState.WARNING)

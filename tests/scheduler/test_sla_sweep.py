@@ -307,3 +307,11 @@ def test_a_contact_regraded_through_the_staff_service_fires_at_its_new_due_time(
     assert world.monitor.sweep(FRIDAY + timedelta(minutes=45)).warnings == 1
     assert world.monitor.sweep(FRIDAY + timedelta(hours=1)).breaches == 1
     assert world.monitor.sweep(FRIDAY + timedelta(hours=4)).breaches == 0  # the old due time
+
+
+def test_closed_contacts_never_warn_or_breach(world: World) -> None:
+    contact_id = world.contact(FRIDAY, severity=Severity.S1)
+    world.set_contact(contact_id, status=ContactStatus.RESOLVED.value)
+    result = world.monitor.sweep(FRIDAY + timedelta(hours=3))
+    assert (result.warnings, result.breaches) == (0, 0)
+    assert world.get(contact_id).sla_state == "ok"

@@ -98,3 +98,18 @@ def test_repr_shows_no_secret() -> None:
 def test_portal_secret_needs_32_characters() -> None:
     with pytest.raises(SettingsError, match="^PORTAL_JWT_SECRET is too short; use at least 32"):
         Settings.from_env(production(PORTAL_JWT_SECRET="j" * 31))
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "SENDGRID_BASIC_PASSWORD",
+        "POSTMARK_BASIC_PASSWORD",
+        "MAILGUN_SIGNING_KEY",
+        "INBOUND_MIME_TOKEN",
+    ],
+)
+def test_production_refuses_a_weak_provider_secret(variable: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{variable} is too weak"):
+        Settings.from_env(production(**{variable: "test"}))
+    assert Settings.from_env(production(**{variable: "x" * 24})).is_production
