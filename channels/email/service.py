@@ -175,14 +175,18 @@ class EmailChannel:
         self, email: InboundEmail, now: datetime, token: tuple[str, str] | None
     ) -> Receipt:
         with self.db.session() as session:
-            if token is not None and _token_seen(session, token):
-                raise ReplayedToken
             existing = session.scalar(
                 select(EmailMessage).where(EmailMessage.message_id == email.message_id)
             )
             duplicate = _duplicate(session, existing) if existing is not None else None
+            # A message already stored is answered as stored, even on a reused token: the
+            # provider re-sending a delivery whose 2xx it lost must not be refused for hours.
+            # A reused token on anything new is a replay.
+            seen = token is not None and _token_seen(session, token)
+            if duplicate is None and seen:
+                raise ReplayedToken
         if duplicate is not None:
-            if token is not None:
+            if token is not None and not seen:
                 with self.db.transaction() as writer:
                     _remember_token(writer, token, now, self.settings)
             return duplicate

@@ -439,10 +439,12 @@ def test_mailgun_good_stale_replayed_and_bad_signatures(
         and LABELS["service_logs"] not in ack.get_content()
     )
 
-    replayed = post_mailgun(client, fields, signature)
-    assert replayed.status_code == 403 and "replayed" in replayed.get_json()["message"]
+    # Mailgun re-sending the same delivery (its 2xx was lost) is answered as stored, once.
+    resent = post_mailgun(client, fields, signature)
+    assert resent.status_code == 200, resent.get_json()
+    # The same signed token on a different message is a replay.
     other = post_mailgun(client, mailgun_fields(new_id("globex.example")), signature)
-    assert other.status_code == 403
+    assert other.status_code == 403 and "replayed" in other.get_json()["message"]
     assert counts(db) == (1, 1)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(WebhookReplayToken)) == 1
