@@ -32,8 +32,9 @@ from config.settings import Settings
 from router.db import Database
 from router.domain import Category, Channel, ContactStatus, Severity
 from router.mailer import Mailer, MailError, mailer_from_settings
-from router.models import Account, Admin, Contact, ContactEvent, OpsEvent
+from router.models import Account, Admin, Contact, ContactEvent, OpsEvent, StaffUser
 from router.runtime import Runtime
+from router.services.contacts_admin import mark_answered
 from router.services.intake import ContactRequest, IntakeResult, IntakeService
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class _Thread:
     by: str | None
     candidate: str | None = None  # a reference the message named but may not join, and why
     why_not: str | None = None
+    staff: bool = False  # a support engineer's reply: the contact's first response
 
 
 def classifier_rules(policy: Policy) -> ClassifierRules:
@@ -232,6 +234,8 @@ class EmailChannel:
             return _Thread(None, None, contact.reference, f"the contact is {contact.status}")
         if by == "headers" and email.automatic:
             return _Thread(contact.id, by)  # a bounce or out-of-office about our own mail
+        if _is_staff(session, email):
+            return _Thread(contact.id, by, staff=True)
         if not _may_add(session, contact, email):
             return _Thread(None, None, contact.reference, "the sender may not add to it")
         return _Thread(contact.id, by)
@@ -273,6 +277,11 @@ class EmailChannel:
                     },
                 )
             )
+            if thread.staff:
+                # Staff answered the customer by email: that is the first response (SPEC 2.3).
+                mark_answered(
+                    session, contact, now, actor=email.from_address or "", now=now, accept=False
+                )
             if token is not None:
                 _remember_token(session, token, now, self.settings)
             return Receipt(
@@ -698,6 +707,18 @@ def _stored_message(
             "classification": classification.to_dict(),
         },
     )
+
+
+def _is_staff(session: Session, email: InboundEmail) -> bool:
+    """Return True for mail from an active staff member that passed SPF/DKIM."""
+    if email.from_address is None or email.auth.failed or email.automatic:
+        return False
+    found = session.scalar(
+        select(StaffUser.id).where(
+            StaffUser.email == email.from_address, StaffUser.active.is_(True)
+        )
+    )
+    return found is not None
 
 
 def _may_add(session: Session, contact: Contact, email: InboundEmail) -> bool:

@@ -283,16 +283,23 @@ def _stop_clock(
 
 
 def mark_answered(
-    session: Session, contact: Contact, at: datetime, *, actor: str, now: datetime
+    session: Session,
+    contact: Contact,
+    at: datetime,
+    *,
+    actor: str,
+    now: datetime,
+    accept: bool = True,
 ) -> None:
-    """Record in the caller's transaction that a person answered a waiting contact at ``at``.
+    """Record in the caller's transaction that a person answered a contact at ``at``.
 
-    It leaves its queue (accepted) and, unless one is already recorded, that was its first
-    response, which stops the SLA clock (an answered call must not warn, breach or escalate).
+    With ``accept`` a waiting contact leaves its queue (an engineer picked up the call); and,
+    unless one is already recorded, this was its first response, which stops the SLA clock (an
+    answered contact must not warn, breach or escalate).
     Events are added without loading the timeline, so a voice webhook stays a few statements.
     """
     events: list[tuple[str, dict[str, Any]]] = []
-    if contact.status == ContactStatus.WAITING.value:
+    if accept and contact.status == ContactStatus.WAITING.value:
         contact.status = ContactStatus.ACCEPTED.value
         contact.accepted_at = at
         events.append(("accepted", {"queue": contact.queue_key, "at": at.isoformat()}))

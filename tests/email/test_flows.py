@@ -18,6 +18,7 @@ from channels.email.service import EmailChannel
 from router.db import Database
 from router.models import Contact, OpsEvent
 from router.runtime import Runtime
+from router.services.staff import create_staff
 from tests.email.conftest import (
     SUPPORT,
     Inbox,
@@ -88,6 +89,31 @@ def test_replies_thread_onto_the_contact_without_restarting_its_clock(
     assert events(db, contact.id)[-1].data["threaded_by"] == "subject"
     assert contact_count(db) == 1
     assert len(inbox.messages) == 1  # replies on a thread are not acknowledged again
+
+
+def test_a_staff_reply_is_the_first_response(
+    client: FlaskClient, db: Database, rt: Runtime, inbox: Inbox
+) -> None:
+    create_staff(rt.db, "engineer@support.example", "editor")
+    first = message(subject="[Sev1] Nobody can log in", body="SSO is down.")
+    assert post_mime(client, first).status_code == 200
+    contact = stored_contact(db, str(first["Message-ID"]))
+    assert contact.first_response_at is None and contact.sla_state == "ok"
+    (ack,) = inbox.to("alice@acme.example")
+
+    # The engineer answers the customer; the support mailbox gets a copy.
+    answer = message(
+        sender="engineer@support.example",
+        subject=f"Re: {ack['Subject']}",
+        body="We are on it: please send the SAML response.",
+        headers={"In-Reply-To": str(ack["Message-ID"])},
+    )
+    assert post_mime(client, answer).get_json()["outcome"] == "threaded"
+    after = stored_contact(db, str(first["Message-ID"]))
+    assert after.first_response_at is not None and after.sla_state == "met"
+    assert kinds(db, contact.id)[-3:] == ["email_reply", "first_response", "sla_met"]
+    assert contact_count(db) == 1
+    assert inbox.to("engineer@support.example") == []  # no "who may open requests" reply
 
 
 def test_a_stranger_cannot_join_a_thread_by_naming_its_reference(
