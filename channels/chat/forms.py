@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from config.policy import AgentLogHints, Classifier
+from router.checklist import applicable
+from router.checklist import missing_items as shared_missing_items
 from router.domain import Category, Severity, Topic
 from router.validation import parse_instant
 
@@ -27,23 +29,9 @@ ATTACHMENT_NAME_MAX_CHARS = 255
 MAX_LIST_ITEMS = 50
 IDEMPOTENCY_KEY_MAX_CHARS = 200
 
-# The intake checklist (SPEC 2.7), in the order the guide asks for it; the same keys as the
-# email channel's, so staff see one vocabulary whatever the channel.
-CHECKLIST_ITEMS = (
-    "description",
-    "troubleshooting",
-    "recognised_at",
-    "errors",
-    "resources",
-    "agent_logs",
-    "service_logs",
-)
 AGENT_LOG = "jcagent.log"
 SERVICE_LOGS = ("jumpcloud_ad_integration.log", "adsync.log")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".heic", ".tif", ".tiff")
-# Topics where the agent's log is evidence (the agent also applies device policies); an
-# unknown topic may be one of them.
-AGENT_TOPICS = frozenset({Topic.WINDOWS, Topic.MAC, Topic.LINUX, Topic.DEVICES, Topic.OTHER})
 
 _SEVERITY = re.compile(r"^\s*(?:s|sev|severity)?[\s-]*([123])\s*$", re.IGNORECASE)
 _KEY = re.compile(r"^[\x21-\x7e]+$")
@@ -296,29 +284,25 @@ def suggest_topic(
 def checklist(form: PortalRequest, topic: Topic | None, category: Category) -> dict[str, bool]:
     """Return which intake-checklist items (SPEC 2.7) the form supplies, for the items that apply.
 
-    The checklist is for break-fix work; agent logs are asked for where the agent is involved
-    (or the topic is unknown) and service logs on directory issues.
+    Which items apply (break-fix only; agent logs where the agent is involved, service logs on
+    directory issues) is the shared vocabulary's rule, the same as for email.
     """
     names = [attachment_basename(a) for a in form.attachments]
-    if category is not Category.BREAK_FIX:
-        return {"description": True}
-    items = {
+    supplied = {
         "description": True,
         "troubleshooting": form.troubleshooting is not None,
         "recognised_at": form.recognised_at is not None,
         "errors": bool(form.error_messages) or any(n.endswith(SCREENSHOT_SUFFIXES) for n in names),
         "resources": bool(form.resources),
+        "agent_logs": AGENT_LOG in names,
+        "service_logs": any(n in SERVICE_LOGS for n in names),
     }
-    if topic is None or topic in AGENT_TOPICS:
-        items["agent_logs"] = AGENT_LOG in names
-    if topic is Topic.DIRECTORY:
-        items["service_logs"] = any(n in SERVICE_LOGS for n in names)
-    return items
+    return {key: supplied[key] for key in applicable(category, topic)}
 
 
 def missing_items(items: Mapping[str, Any]) -> list[str]:
     """Return the checklist items not supplied, in the guide's order."""
-    return [item for item in CHECKLIST_ITEMS if item in items and not items[item]]
+    return shared_missing_items({key: bool(value) for key, value in items.items()})
 
 
 def fingerprint(payload: Mapping[str, Any]) -> str:

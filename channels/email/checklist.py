@@ -12,43 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from channels.email.normalise import Attachment
+from router.checklist import ITEMS, applicable
 from router.domain import Category, Topic
-
-
-@dataclass(frozen=True)
-class ChecklistItem:
-    """One thing the support guide asks a customer to include."""
-
-    key: str
-    label: str
-
-
-ITEMS: tuple[ChecklistItem, ...] = (
-    ChecklistItem("description", "A detailed description of the issue"),
-    ChecklistItem("troubleshooting", "The troubleshooting steps you have already taken"),
-    ChecklistItem(
-        "recognised_at", "The date and time the issue was first noticed (with your time zone)"
-    ),
-    ChecklistItem("errors", "The exact error messages, and screenshots"),
-    ChecklistItem(
-        "resources",
-        "The affected resources: users, systems, groups or applications (names or IDs)",
-    ),
-    ChecklistItem(
-        "agent_logs",
-        "The agent log: Windows C:\\Windows\\Temp\\jcagent.log, macOS and Linux "
-        "/var/log/jcagent.log",
-    ),
-    ChecklistItem(
-        "service_logs",
-        "The service logs: AD Import C:\\Windows\\Temp\\JumpCloud_AD_Integration.log, AD Sync "
-        "C:\\Program Files\\JumpCloud\\AD Sync\\adsync.log",
-    ),
-)
-LABELS = {item.key: item.label for item in ITEMS}
-
-AGENT_LOG_TOPICS = frozenset({Topic.WINDOWS, Topic.MAC, Topic.LINUX, Topic.DEVICES, Topic.OTHER})
-SERVICE_LOG_TOPICS = frozenset({Topic.DIRECTORY})
 
 DESCRIPTION_MIN_WORDS = 20
 
@@ -109,18 +74,6 @@ class Checklist:
     def to_dict(self) -> dict[str, bool]:
         """Return {item key: present} for the applicable items."""
         return dict(self.items)
-
-
-def applicable(category: Category | None, topic: Topic | None) -> tuple[str, ...]:
-    """Return the keys of the items worth asking for on a contact of this category and topic."""
-    if category not in (None, Category.BREAK_FIX):
-        return ()
-    keys = ["description", "troubleshooting", "recognised_at", "errors", "resources"]
-    if topic is None or topic in AGENT_LOG_TOPICS:
-        keys.append("agent_logs")
-    if topic in SERVICE_LOG_TOPICS:
-        keys.append("service_logs")
-    return tuple(keys)
 
 
 def detect(

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from config.policy import Policy
 from router.calendar import BusinessCalendar
@@ -124,7 +124,12 @@ class IntakeService:
             return Identity(account=account, admin=None, via_partner=None)
         if not request.sender_trusted:
             raise IdentityError("sender_not_verified")
-        admin = session.scalar(select(Admin).where(Admin.email == request.admin_email.lower()))
+        # The admin's account comes in the same query: every contact from an admin needs it.
+        admin = session.scalar(
+            select(Admin)
+            .options(joinedload(Admin.account))
+            .where(Admin.email == request.admin_email.lower())
+        )
         if admin is None:
             raise IdentityError("not_an_admin")
         if not admin.active:
@@ -259,7 +264,8 @@ class IntakeService:
             checklist=dict(request.checklist),
             sla_state=SlaState.NONE.value,
         )
-        session.add(contact)
+        # The contact joins the session only once complete (``_add_events``): added earlier, the
+        # lookups below would autoflush it, and every later change would be another UPDATE.
         received: dict[str, Any] = {"channel": request.channel.value, **request.details}
         events = [("received", received)]
         if request.record_only:
@@ -283,7 +289,9 @@ class IntakeService:
         decision = outcome.decision
         contact.tier = attrs.tier.value
         contact.region = request.number_region or identity.account.region
-        contact.tags = sorted(set(attrs.tags) | set(decision.tags))
+        # SPEC 2.1: a contact with no contractual first-response time is tagged sla:none.
+        no_sla = {"sla:none"} if outcome.clock is None else set()
+        contact.tags = sorted(set(attrs.tags) | set(decision.tags) | no_sla)
         contact.rule_version = decision.ruleset_version
         contact.matched_rule = decision.matched_rule
         contact.decision = {
@@ -360,8 +368,16 @@ def _find(session: Session, channel: Channel, external_id: str) -> Contact | Non
 def _add_events(
     session: Session, contact: Contact, at: datetime, events: list[tuple[str, dict[str, Any]]]
 ) -> None:
-    for kind, data in events:
-        contact.events.append(ContactEvent(at=at, kind=kind, actor="router", data=data))
+    """Store the (complete) contact, then its timeline in one multi-row INSERT."""
+    session.add(contact)
+    session.flush()
+    session.execute(
+        insert(ContactEvent),
+        [
+            {"contact_id": contact.id, "at": at, "kind": kind, "actor": "router", "data": data}
+            for kind, data in events
+        ],
+    )
 
 
 def _result(contact: Contact, *, created: bool) -> IntakeResult:

@@ -127,7 +127,7 @@ def test_checklist_applies_logs_only_where_they_help() -> None:
     assert "agent_logs" in forms.checklist(form, Topic.DEVICES, Category.BREAK_FIX)
     assert "agent_logs" in forms.checklist(form, None, Category.BREAK_FIX)  # topic unknown
     assert "service_logs" in forms.checklist(form, Topic.DIRECTORY, Category.BREAK_FIX)
-    assert forms.checklist(form, None, Category.LICENSING) == {"description": True}
+    assert forms.checklist(form, None, Category.LICENSING) == {}  # only break-fix has one
     ad_import = portal_form(attachments=["C:\\Windows\\Temp\\JumpCloud_AD_Integration.log"])
     assert forms.checklist(ad_import, Topic.DIRECTORY, Category.BREAK_FIX)["service_logs"]
 

@@ -10,11 +10,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from channels.email.checklist import LABELS
 from channels.email.models import EmailMessage as StoredEmail
 from channels.email.models import EmailOutbox
 from channels.email.replies import local_time
 from channels.email.service import EmailChannel
+from router.checklist import LABELS
 from router.db import Database
 from router.models import Contact, OpsEvent
 from router.runtime import Runtime

@@ -12,10 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from channels.email.checklist import LABELS
 from channels.email.models import EmailMessage as StoredEmail
 from channels.email.models import WebhookReplayToken
 from channels.email.replies import local_time
+from router.checklist import LABELS
 from router.db import Database
 from router.models import Contact
 from tests.email.conftest import (

@@ -142,9 +142,18 @@ def test_standard_chat_goes_to_the_bot_then_offline_handoff(intake: IntakeServic
     assert handoff.sla_policy == "standard"
 
 
-def test_non_break_fix_is_not_sla_bound(intake: IntakeService) -> None:
+def test_non_break_fix_is_not_sla_bound(intake: IntakeService, db: Database) -> None:
     result = intake.intake(request(category=Category.LICENSING))
     assert (result.queue, result.sla_policy, result.due_at) == ("account-managers", "none", None)
+    assert "sla:none" in stored(db, result.contact_id).tags
+
+
+def test_trial_contacts_are_tagged_sla_none(intake: IntakeService, db: Database) -> None:
+    result = intake.intake(request(admin_email="carol@initech.example"))
+    assert (result.status, result.due_at) == (ContactStatus.WAITING, None)
+    assert "sla:none" in stored(db, result.contact_id).tags
+    premium = intake.intake(request(external_id="<m2@acme.example>"))
+    assert "sla:none" not in stored(db, premium.contact_id).tags
 
 
 def test_record_only_contacts_are_not_routed(intake: IntakeService) -> None:
