@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from channels.voice.models import IvrCall
@@ -306,7 +306,12 @@ class VoiceService:
             # Deliberately after the commit: a slowed check holds no database connection.
             self.sleep(self.config.slowdown_seconds)
         if check.outcome is PinOutcome.NOT_ENTITLED and check.account_id is not None:
-            self._record_not_entitled(row, turn.state, check.account_id)
+            try:
+                self._record_not_entitled(row, turn.state, check.account_id)
+            except SQLAlchemyError:
+                # The caller still hears where to go instead (never the human fallback queue);
+                # only the staff-visible record of the call is missing.
+                log.exception("voice call %s: could not record the deflected call", row.call_sid)
         return twiml
 
     def menu(
