@@ -21,27 +21,11 @@ from router.db import Database
 from router.models import Account, Admin, PinLockout, SupportPin
 from router.pins import PIN_MAX_LENGTH, PinError, is_trivial, pin_hash, validate_pin
 from router.services import audit
-from router.services.accounts import account_snapshot, parse_account_row
+from router.services.accounts import ACCOUNT_FIELDS, account_snapshot, parse_account_row
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.paging import iso, paginate
 from router.validation import normalise_email
 
-ACCOUNT_FIELDS = (
-    "name",
-    "tier",
-    "trial_started_at",
-    "is_partner",
-    "partner_id",
-    "region",
-    "country",
-    "subdivision",
-    "timezone",
-    "professional_services",
-    "csm_name",
-    "csm_email",
-    "account_manager_name",
-    "account_manager_email",
-)
 _ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 MAX_ATTRIBUTES = 50
 

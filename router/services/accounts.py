@@ -43,7 +43,7 @@ CSV_COLUMNS = (
     "pin",
 )
 REQUIRED_COLUMNS = ("account_id", "account_name", "tier")
-_ACCOUNT_FIELDS = (
+ACCOUNT_FIELDS = (
     "name",
     "tier",
     "trial_started_at",
@@ -91,7 +91,7 @@ class _AccountRow:
 def account_snapshot(account: Account) -> dict[str, Any]:
     """Return an account's fields as JSON-ready data (for the audit log and the API)."""
     data: dict[str, Any] = {"id": account.id}
-    for name in _ACCOUNT_FIELDS:
+    for name in ACCOUNT_FIELDS:
         value = getattr(account, name)
         data[name] = value.isoformat() if isinstance(value, datetime) else value
     return data
@@ -318,7 +318,7 @@ def _apply(
             summary.accounts_created += 1
         else:
             summary.accounts_updated += 1
-        for name in _ACCOUNT_FIELDS:
+        for name in ACCOUNT_FIELDS:
             setattr(account, name, values[name])
         session.flush()
         audit.record(
