@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import read_records  # noqa: E402  (a script run by path)
+from workload import read_records
 
 TIMEOUT_SECONDS = 10.0
 
@@ -87,9 +87,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 wraps = max(wraps, index // len(pool))
         return index
 
+    timeline: list[tuple[float, float, int]] = []
+
     def record(latency: float, status: int) -> None:
         with lock:
             latencies.append(latency)
+            if args.timeline:
+                timeline.append((time.perf_counter() - start - latency, latency, status))
             statuses[status] = statuses.get(status, 0) + 1
 
     def closed_loop() -> None:
@@ -121,6 +125,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - start
+    if args.timeline:
+        Path(args.timeline).write_text(
+            "".join(f"{at:.4f} {latency * 1000:.2f} {status}\n" for at, latency, status in timeline)
+        )
     ordered = sorted(latencies)
     errors = sum(count for status, count in statuses.items() if not 200 <= status < 400)
     return {
@@ -146,6 +154,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=None, help="requests/s (open loop)")
+    parser.add_argument("--timeline", help="write 'sent_at latency_ms status' lines here")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("the load client only targets loopback")

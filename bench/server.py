@@ -48,9 +48,7 @@ def procfile_web(app_spec: str, port: int, workers: int) -> list[str]:
     )
     values = {"PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     # ${NAME:-default} as a shell would expand it, with the benchmark's values.
-    line = re.sub(
-        r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), line
-    )
+    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), line)
     argv = shlex.split(line)
     if argv[0] != "gunicorn" or argv[1] != "app:create_app()":
         raise SystemExit(f"unexpected Procfile web line: {line.strip()}")
@@ -154,7 +152,9 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({self.process.returncode}); see {self.log.name}")
+                raise SystemExit(
+                    f"gunicorn exited ({self.process.returncode}); see {self.log.name}"
+                )
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{self.port}/healthz", timeout=2):
                     if len(self.worker_pids()) >= self.workers:

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+
+# Seconds to wait for a PostgreSQL connection (a URL's own ?connect_timeout= wins).
+CONNECT_TIMEOUT_SECONDS = 3
 
 
 class Database:
@@ -20,6 +23,11 @@ class Database:
             options["connect_args"] = {"timeout": 15}
         else:
             options.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+            if "connect_timeout" not in make_url(url).query:
+                # A database host that stops answering would otherwise hold each request, and
+                # so every worker, until the OS gives up on the connection minutes later; Twilio
+                # waits 15 s for TwiML, so the fallback answer must come well before that.
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _configure_sqlite)
@@ -30,6 +38,15 @@ class Database:
         """Yield a session whose work commits on success and rolls back on any error."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """Yield a Core connection whose work commits on success and rolls back on any error.
+
+        For the hottest paths (a call's first webhook): no ORM unit of work, same transaction.
+        """
+        with self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -414,7 +414,14 @@ class ChatService:
         """Render a chat contact as SPEC 4.3's session response."""
         status = ContactStatus(contact.status)
         mode = _mode(contact, now)
-        account = session.get(Account, contact.account_id) if contact.account_id else None
+        # The account is only needed for an offline session's local time and a deflection's
+        # reason; a live or bot session (most of them) is answered without reading it.
+        needs_account = mode is Mode.OFFLINE or contact.tier == Tier.FREE.value
+        account = (
+            session.get(Account, contact.account_id)
+            if contact.account_id and needs_account
+            else None
+        )
         ahead: int | None = None
         wait: int | None = None
         if mode in (Mode.LIVE, Mode.OFFLINE) and status is ContactStatus.WAITING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, ProgrammingError
 
 from channels.chat import forms
 from channels.chat.service import (
@@ -30,6 +30,8 @@ log = logging.getLogger("router.chat")
 blueprint = Blueprint("chat", __name__)
 
 EXTENSION = "channels.chat"
+# Contact ids are 32-bit integers in the store; a larger one is no session (404), not an error.
+CONTACT_ID = "int(max=2147483647)"
 
 Reply = tuple[Response, int] | tuple[Response, int, dict[str, str]]
 
@@ -54,14 +56,14 @@ def open_session() -> Reply:
     return _render(service.open_session(user, form, _key()))
 
 
-@blueprint.get("/chat/sessions/<int:contact_id>")
+@blueprint.get(f"/chat/sessions/<{CONTACT_ID}:contact_id>")
 def session_state(contact_id: int) -> Reply:
     """Answer a session's current mode, queue position and estimated wait."""
     service = chat_service()
     return jsonify(service.session_state(_user(service), contact_id)), 200
 
 
-@blueprint.post("/chat/sessions/<int:contact_id>/messages")
+@blueprint.post(f"/chat/sessions/<{CONTACT_ID}:contact_id>/messages")
 def post_message(contact_id: int) -> Reply:
     """Append the admin's message to the session's timeline."""
     service = chat_service()
@@ -70,7 +72,7 @@ def post_message(contact_id: int) -> Reply:
     return _render(service.post_message(user, contact_id, message, _key()))
 
 
-@blueprint.post("/chat/sessions/<int:contact_id>/handoff")
+@blueprint.post(f"/chat/sessions/<{CONTACT_ID}:contact_id>/handoff")
 def handoff(contact_id: int) -> Reply:
     """Hand a SupportBot session to a human (or say when one is back)."""
     service = chat_service()
@@ -170,9 +172,15 @@ def _limit(_exc: LimitReached) -> Reply:
     )
 
 
-@blueprint.errorhandler(OperationalError)
-def _unavailable(_exc: OperationalError) -> Reply:
-    log.exception("database unavailable on %s", request.path)
+@blueprint.errorhandler(DBAPIError)
+def _unavailable(exc: DBAPIError) -> Reply:
+    # Unreachable, locked or failing storage shows up as OperationalError, InterfaceError (a
+    # dropped connection) or, on SQLite, a plain DatabaseError ("file is not a database"): the
+    # portal is told to retry. Only errors in the statement itself are bugs (a 500).
+    if isinstance(exc, ProgrammingError | DataError):
+        log.exception("database error on %s", request.path)
+        return _error(500, "Internal Server Error", "unexpected error; it was logged")
+    log.error("database unavailable on %s: %s", request.path, type(exc).__name__)
     response, status = _error(
         503, "Service Unavailable", "support chat is briefly unavailable; please retry"
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -71,6 +71,36 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canc
 # The pin_attempts/pin_lockouts key column is 32 characters wide.
 _NUMBER_WIDTH = 32
 WITHHELD_NUMBER = "withheld"
+
+# TwiML answers kept by _render (they are a few kilobytes each).
+_RENDERED_MAX = 512
+# A new call's two statements, built once (Core: no per-call statement building).
+_LOCKED_UNTIL = select(PinLockout.locked_until).where(
+    PinLockout.calling_number == bindparam("caller")
+)
+_INSERT_CALL = insert(cast(Table, IvrCall.__table__))
+# The PIN step's statements, likewise built once.
+_RECENT_FAILURES = (
+    select(func.count())
+    .select_from(PinAttempt)
+    .where(PinAttempt.succeeded.is_(False), PinAttempt.at > bindparam("since"))
+)
+# A PIN issued to an administrator works only while that administrator is active (SPEC 2.6);
+# a PIN issued to the account as a whole has no admin to check.
+_ACCOUNT_BY_PIN = (
+    select(Account)
+    .join(SupportPin, SupportPin.account_id == Account.id)
+    .outerjoin(Admin, Admin.id == SupportPin.admin_id)
+    .where(
+        SupportPin.pin_hash == bindparam("pin_hash"),
+        or_(SupportPin.admin_id.is_(None), Admin.active.is_(True)),
+    )
+)
+_INSERT_ATTEMPT = insert(cast(Table, PinAttempt.__table__))
+_CLAIM_STEP = update(cast(Table, IvrCall.__table__)).where(
+    IvrCall.__table__.c.call_sid == bindparam("claim_call_sid"),
+    IvrCall.__table__.c.step == bindparam("claim_step"),
+)
 
 EVENT_UNKNOWN_NUMBER = "voice.unknown_number"
 EVENT_PIN_LOCKOUT = "voice.pin_lockout"
@@ -167,6 +197,7 @@ class VoiceService:
         self.sleep = sleep or time.sleep
         known = {self.catalog.voice_language(r.language) for r in policy.regions.values()}
         self._voices = frozenset(known | {ENGLISH_VOICE})
+        self._rendered: dict[tuple[str, str, Urls, int], str] = {}
 
     # -- no database ------------------------------------------------------------------------
 
@@ -212,52 +243,54 @@ class VoiceService:
         region, known = self.region_for(call.to_number)
         voice = self.catalog.voice_language(region.language)
         try:
-            with self.db.transaction() as session:
-                row = session.get(IvrCall, call.call_sid)
-                if row is not None:
-                    return self._replay(row, "incoming")
-                locked = self._active_lockout(session, _caller_key(call), now) is not None
+            with self.db.connection() as connection:
+                # A new call is by far the common case, so its CallSid is not looked up first:
+                # a repeated delivery fails the insert below and is answered from the stored row.
+                locked_until = connection.scalar(_LOCKED_UNTIL, {"caller": _caller_key(call)})
+                locked = locked_until is not None and locked_until > now
                 turn = machine.start(
                     voice, locked=locked, offer_english=not self.catalog.is_english(voice)
                 )
                 twiml = self._render(turn.actions, voice, urls, step=1)
-                session.add(
-                    IvrCall(
-                        call_sid=call.call_sid,
-                        state=turn.state.stage.value,
-                        data=turn.state.to_data(),
-                        region=region.key,
-                        language=voice,
-                        from_number=call.from_number[:64] or None,
-                        to_number=call.to_number[:64] or None,
-                        pin_failures=0,
-                        step=1,
-                        response=twiml,
-                        idempotency_token=call.idempotency_token,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                connection.execute(
+                    _INSERT_CALL,
+                    {
+                        "call_sid": call.call_sid,
+                        "state": turn.state.stage.value,
+                        "data": turn.state.to_data(),
+                        "region": region.key,
+                        "language": voice,
+                        "from_number": call.from_number[:64] or None,
+                        "to_number": call.to_number[:64] or None,
+                        "pin_failures": 0,
+                        "step": 1,
+                        "response": twiml,
+                        "idempotency_token": call.idempotency_token,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
                 if not known:
-                    session.add(
-                        OpsEvent(
-                            at=now,
-                            kind=EVENT_UNKNOWN_NUMBER,
-                            severity="warning",
-                            message=(
+                    connection.execute(
+                        insert(cast(Table, OpsEvent.__table__)),
+                        {
+                            "at": now,
+                            "kind": EVENT_UNKNOWN_NUMBER,
+                            "severity": "warning",
+                            "message": (
                                 f"a call came in on a number no region lists; answered as "
                                 f"region {region.key!r} (add it to regions.toml)"
                             ),
-                            data={
+                            "data": {
                                 "dialled": call.to_number,
                                 "call_sid": call.call_sid,
                                 "region": region.key,
                             },
-                        )
+                        },
                     )
-                session.flush()
         except IntegrityError:
-            # A concurrent delivery of this call's first webhook stored it first.
+            # This call's first webhook was stored before: Twilio retrying it, or a concurrent
+            # copy of it. Either way it gets the answer stored then.
             with self.db.session() as session:
                 row = session.get(IvrCall, call.call_sid)
                 if row is None:
@@ -484,9 +517,7 @@ class VoiceService:
         if lockout is not None and lockout.locked_until > now:
             return PinCheck(PinOutcome.LOCKED)
         recent_failures = session.scalar(
-            select(func.count())
-            .select_from(PinAttempt)
-            .where(PinAttempt.succeeded.is_(False), PinAttempt.at > now - self.config.alert_window)
+            _RECENT_FAILURES, {"since": now - self.config.alert_window}
         )
         slowed = (recent_failures or 0) >= self.config.alert_failures
         account = None
@@ -494,22 +525,15 @@ class VoiceService:
             hashed = pin_hash(self.config.pin_pepper, (digits or "").strip())
             # A PIN issued to an administrator works only while that administrator is active
             # (SPEC 2.6); a PIN issued to the account as a whole has no admin to check.
-            account = session.scalar(
-                select(Account)
-                .join(SupportPin, SupportPin.account_id == Account.id)
-                .outerjoin(Admin, Admin.id == SupportPin.admin_id)
-                .where(
-                    SupportPin.pin_hash == hashed,
-                    or_(SupportPin.admin_id.is_(None), Admin.active.is_(True)),
-                )
-            )
-        session.add(
-            PinAttempt(
-                calling_number=caller,
-                call_sid=call.call_sid,
-                succeeded=account is not None,
-                at=now,
-            )
+            account = session.scalar(_ACCOUNT_BY_PIN, {"pin_hash": hashed})
+        session.execute(
+            _INSERT_ATTEMPT,
+            {
+                "calling_number": caller,
+                "call_sid": call.call_sid,
+                "succeeded": account is not None,
+                "at": now,
+            },
         )
         if account is not None:
             outcome = (
@@ -543,10 +567,6 @@ class VoiceService:
             tier=served.tier, channel=Channel.VOICE, mode=mode, now=now, calendar=calendar
         )
         return entitlement.access is Access.LIVE
-
-    def _active_lockout(self, session: Session, caller: str, now: datetime) -> PinLockout | None:
-        lockout = session.get(PinLockout, caller)
-        return lockout if lockout is not None and lockout.locked_until > now else None
 
     def _lock_if_over_limit(
         self,
@@ -710,20 +730,19 @@ class VoiceService:
     ) -> None:
         """Claim ``step`` and store the next state and answer, or raise _StepTaken."""
         # A Core UPDATE on the table: the conditional claim needs no ORM bookkeeping.
-        table = _calls_table()
+        row = {
+            "step": step + 1,
+            "state": turn.state.stage.value,
+            "data": turn.state.to_data(),
+            "language": turn.state.voice,
+            "response": twiml,
+            "idempotency_token": call.idempotency_token,
+            "updated_at": now,
+            **values,
+        }
+        # The SET clause is the parameters' columns; the statement itself is built once.
         claimed = session.execute(
-            update(table)
-            .where(table.c.call_sid == call.call_sid, table.c.step == step)
-            .values(
-                step=step + 1,
-                state=turn.state.stage.value,
-                data=turn.state.to_data(),
-                language=turn.state.voice,
-                response=twiml,
-                idempotency_token=call.idempotency_token,
-                updated_at=now,
-                **values,
-            )
+            _CLAIM_STEP, {**row, "claim_call_sid": call.call_sid, "claim_step": step}
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise _StepTaken
@@ -742,10 +761,23 @@ class VoiceService:
         return row.response
 
     def _render(self, actions: tuple[Action, ...], voice: str, urls: Urls, *, step: int = 0) -> str:
-        spoken = Voice(self.catalog, voice, {"email": self.config.support_email})
-        return render(
-            actions, voice=spoken, urls=urls, step=step, gather_timeout=self.config.gather_timeout
-        )
+        # Rendering is pure and most answers recur (every new call hears one of a few
+        # greetings), so they are kept, keyed by everything the TwiML depends on.
+        key = (repr(actions), voice, urls, step)
+        twiml = self._rendered.get(key)
+        if twiml is None:
+            spoken = Voice(self.catalog, voice, {"email": self.config.support_email})
+            twiml = render(
+                actions,
+                voice=spoken,
+                urls=urls,
+                step=step,
+                gather_timeout=self.config.gather_timeout,
+            )
+            if len(self._rendered) >= _RENDERED_MAX:
+                self._rendered.clear()
+            self._rendered[key] = twiml
+        return twiml
 
 
 class _LazyCalendar:
