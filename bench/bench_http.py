@@ -492,8 +492,8 @@ class Bench:
         )
         stats = pstats.Stats(profiler, stream=out)
         # The project's own functions by cumulative time, then the hottest functions anywhere.
-        stats.sort_stats("cumulative").print_stats(rf"^{ROOT}/(app\.py|channels|router|ivr)/?", 20)
-        stats.sort_stats("tottime").print_stats(12)
+        stats.sort_stats("cumulative").print_stats(rf"^{ROOT}/(app\.py|channels|router|ivr)/?", 14)
+        stats.sort_stats("tottime").print_stats(8)
         return out.getvalue()
 
 

@@ -35,7 +35,6 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
-
 @dataclass(frozen=True)
 class Verdict:
     """Whether a request is Twilio's, and if not why (safe to log: no secret, no signature)."""

@@ -115,6 +115,19 @@ TWILIO_FIELDS = [
     "CallDuration",
     "SpeechResult",
 ]
+# Headers a proxy or a client might add; none may change what a signed request is.
+EXTRA_HEADERS = [
+    "I-Twilio-Idempotency-Token",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "Accept",
+    "Accept-Language",
+    "Cookie",
+    "User-Agent",
+]
 CALL_SIDS = st.one_of(
     st.sampled_from([f"CAabuse{n:02d}" for n in range(6)]),  # calls that do exist
     TEXT,
@@ -147,7 +160,7 @@ def voice_requests(draw: st.DrawFn) -> tuple[str, dict[str, str], dict[str, str]
         )
     )
     signing = draw(st.sampled_from(["valid", "valid", "valid", "none", "garbage", "shared-key"]))
-    headers: dict[str, str] = {}
+    headers = draw(st.dictionaries(st.sampled_from(EXTRA_HEADERS), HEADER_VALUE, max_size=3))
     if signing == "valid":
         headers[SIGNATURE_HEADER] = sign(TWILIO_TOKEN, PUBLIC + target, params)
     elif signing == "garbage":
@@ -407,7 +420,8 @@ def chat_requests(draw: st.DrawFn, sessions: list[int]) -> tuple[str, str, bytes
         )
     else:
         method, path, body = "GET", f"/chat/sessions/{contact}", None
-    headers = {"Authorization": f"Bearer {portal_token()}"}
+    headers = draw(st.dictionaries(st.sampled_from(EXTRA_HEADERS), HEADER_VALUE, max_size=2))
+    headers["Authorization"] = f"Bearer {portal_token()}"
     if draw(st.booleans()):
         headers["Idempotency-Key"] = draw(st.one_of(HEADER_VALUE, st.just(str(uuid.uuid4()))))
     content_type = draw(
@@ -508,7 +522,10 @@ def test_anonymous_requests_to_every_other_route(
         # No staff credential was sent: nothing is served, nothing is changed.
         assert not 200 <= response.status_code < 300, (path, response.status_code)
     if path.startswith("/console/") and not path.startswith(("/console/login", "/console/static")):
-        assert response.status_code in (302, 308, 400, 403, 404, 405, 413), (path, response.status_code)
+        assert response.status_code in (302, 308, 400, 403, 404, 405, 413), (
+            path,
+            response.status_code,
+        )
 
 
 def test_ids_beyond_the_store_are_simply_not_found(abuse_app: Flask, guard: Guard) -> None:
