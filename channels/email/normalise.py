@@ -694,7 +694,11 @@ class _Body:
             if part.is_multipart():
                 payload = part.get_payload()
                 if depth < MAX_MIME_DEPTH and isinstance(payload, list):
-                    stack.extend((child, depth + 1) for child in reversed(payload))
+                    stack.extend(
+                        (child, depth + 1)
+                        for child in reversed(payload)
+                        if isinstance(child, Message)
+                    )
                 continue
             self._leaf(part, content_type)
 
