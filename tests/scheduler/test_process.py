@@ -194,7 +194,10 @@ def test_active_process_runs_the_jobs_and_catches_up_after_downtime(
     wait_for(lambda: state(rt.db, "email-outbox"), 10, "the email outbox job's first run")
     stop()
     sweep = state(rt.db, SWEEP_JOB)
-    assert sweep is not None and sweep.runs >= 1 and sweep.last_result["breaches"] == 1
+    # The one-second sweep may have run again (finding nothing) before the stop; what matters is
+    # that the process's sweeps breached the contact exactly once.
+    assert sweep is not None and sweep.runs >= 1 and "breaches" in sweep.last_result
+    assert len(world.events(overdue, "sla_breached")) == 1
     heartbeat = state(rt.db, PROCESS_ROW)
     assert heartbeat is not None and heartbeat.holder is not None
     assert heartbeat.holder.endswith(f":{os.getpid()}")
