@@ -161,7 +161,12 @@ class PinAttempt(Base):
     """One PIN check from a calling number, kept to count failures per hour."""
 
     __tablename__ = "pin_attempts"
-    __table_args__ = (Index("ix_pin_attempts_caller_at", "calling_number", "at"),)
+    __table_args__ = (
+        Index("ix_pin_attempts_caller_at", "calling_number", "at"),
+        # The PIN step counts recent failures across all numbers (the guessing-rate alert):
+        # this keeps that count proportional to the failures, not to every attempt.
+        Index("ix_pin_attempts_succeeded_at", "succeeded", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calling_number: Mapped[str] = mapped_column(String(32))
