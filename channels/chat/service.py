@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from channels.chat import forms, replies
 from channels.chat.replies import Mode
-from channels.chat.tokens import TokenError, bearer_token, verify_portal_token
+from channels.chat.tokens import PortalClaims, TokenError, bearer_token, verify_portal_token
 from config.policy import Policy
 from config.settings import Settings
 from router.calendar import as_utc
@@ -122,42 +122,53 @@ class ChatService:
 
     # -- identity ----------------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> PortalUser:
-        """Verify the portal token and that it names an active admin of its org; store nothing."""
-        now = self.now()
+    def verify(self, authorization: str | None) -> PortalClaims:
+        """Verify the portal token alone (signature, algorithm, claims, expiry); no store access."""
         try:
-            claims = verify_portal_token(
+            return verify_portal_token(
                 bearer_token(authorization),
                 secret=self.settings.portal_jwt_secret,
-                now=now,
+                now=self.now(),
                 leeway=timedelta(seconds=self.settings.portal_jwt_leeway_seconds),
             )
         except TokenError as exc:
             raise AuthError(exc.reason, exc.message) from None
+
+    def authenticate(self, authorization: str | None) -> PortalUser:
+        """Verify the portal token and that it names an active admin of its org; store nothing."""
+        claims = self.verify(authorization)
+        with self.db.session() as session:
+            return self._portal_user(session, claims)
+
+    def _portal_user(self, session: Session, claims: PortalClaims) -> PortalUser:
+        """Return the active admin ``claims`` name, acting for its org; raise AuthError if none."""
         probe = ContactRequest(
             channel=Channel.CHAT,
             external_id="authentication",
-            received_at=now,
+            received_at=self.now(),
             account_id=claims.account_id,
             admin_email=claims.admin_email,
         )
-        with self.db.session() as session:
-            try:
-                identity = self.intake.identify(session, probe)
-            except IdentityError as exc:
-                raise _auth_error(exc.reason) from None
-            assert identity.admin is not None  # the token names an admin
-            return PortalUser(
-                admin_id=identity.admin.id,
-                admin_email=identity.admin.email,
-                account_id=identity.account.id,
-                via_partner_id=identity.via_partner.id if identity.via_partner else None,
-            )
+        try:
+            identity = self.intake.identify(session, probe)
+        except IdentityError as exc:
+            raise _auth_error(exc.reason) from None
+        assert identity.admin is not None  # the token names an admin
+        return PortalUser(
+            admin_id=identity.admin.id,
+            admin_email=identity.admin.email,
+            account_id=identity.account.id,
+            via_partner_id=identity.via_partner.id if identity.via_partner else None,
+        )
 
     # -- chat --------------------------------------------------------------------------------
 
-    def open_session(self, user: PortalUser, form: forms.ChatOpen, key: str | None) -> Outcome:
-        """Open a chat through intake and say how it behaves for the admin's tier right now."""
+    def open_session(self, claims: PortalClaims, form: forms.ChatOpen, key: str | None) -> Outcome:
+        """Open a chat through intake and say how it behaves for the admin's tier right now.
+
+        The token is verified; intake checks the admin it names (refusing, not storing, anyone
+        else) and the answer is rendered in intake's own transaction: one transaction in all.
+        """
         now = self.now()
         fingerprint = forms.fingerprint(
             {
@@ -170,29 +181,33 @@ class ChatService:
         details: dict[str, Any] = {"source": "portal_chat", "request_fingerprint": fingerprint}
         if form.message:
             details["message"] = _message_data(form.message)
-        result = self._intake(
-            ContactRequest(
-                channel=Channel.CHAT,
-                external_id=self._external_id(Channel.CHAT, user, key),
-                received_at=now,
-                account_id=user.account_id,
-                admin_email=user.admin_email,
-                subject=form.subject,
-                severity=form.severity,
-                category=Category.BREAK_FIX,
-                topic=form.topic,
-                details=details,
-            )
+        request = ContactRequest(
+            channel=Channel.CHAT,
+            external_id=self._external_id(Channel.CHAT, claims, key),
+            received_at=now,
+            account_id=claims.account_id,
+            admin_email=claims.admin_email,
+            subject=form.subject,
+            severity=form.severity,
+            category=Category.BREAK_FIX,
+            topic=form.topic,
+            details=details,
+            refuse_unidentified=True,
         )
-        with self.db.session() as session:
-            contact = _get(session, result.contact_id)
+
+        def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
             if not result.created:
+                self._check_replayer(session, claims, result)
                 _check_replay(session, contact, fingerprint)
-            contact = _current(session, contact)
-            body = self._session_body(session, contact, now)
+            return self._session_body(session, _current(session, contact), now)
+
+        result, body = self._intake_then(request, answer)
         if result.created:
             log.info(
-                "chat opened contact=%s mode=%s queue=%s", contact.id, body["mode"], body["queue"]
+                "chat opened contact=%s mode=%s queue=%s",
+                result.contact_id,
+                body["mode"],
+                body["queue"],
             )
         return Outcome(body, result.created)
 
@@ -299,7 +314,7 @@ class ChatService:
     # -- Contact Support form ----------------------------------------------------------------
 
     def submit_request(
-        self, user: PortalUser, form: forms.PortalRequest, key: str | None
+        self, claims: PortalClaims, form: forms.PortalRequest, key: str | None
     ) -> Outcome:
         """Create an asynchronous portal contact with its intake checklist filled from the form."""
         now = self.now()
@@ -333,29 +348,31 @@ class ChatService:
         tags: set[str] = set()
         if category is Category.BREAK_FIX:
             tags.add("checklist:partial" if forms.missing_items(items) else "checklist:complete")
-        result = self._intake(
-            ContactRequest(
-                channel=Channel.PORTAL,
-                external_id=self._external_id(Channel.PORTAL, user, key),
-                received_at=now,
-                account_id=user.account_id,
-                admin_email=user.admin_email,
-                subject=form.subject,
-                severity=form.severity,
-                category=category,
-                topic=topic,
-                tags=frozenset(tags),
-                checklist=items,
-                details=details,
-            )
+        request = ContactRequest(
+            channel=Channel.PORTAL,
+            external_id=self._external_id(Channel.PORTAL, claims, key),
+            received_at=now,
+            account_id=claims.account_id,
+            admin_email=claims.admin_email,
+            subject=form.subject,
+            severity=form.severity,
+            category=category,
+            topic=topic,
+            tags=frozenset(tags),
+            checklist=items,
+            details=details,
+            refuse_unidentified=True,
         )
-        with self.db.session() as session:
-            contact = _get(session, result.contact_id)
+
+        def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
             if not result.created:
+                self._check_replayer(session, claims, result)
                 _check_replay(session, contact, fingerprint)
-            body = self._request_body(session, contact)
+            return self._request_body(session, contact)
+
+        result, body = self._intake_then(request, answer)
         if result.created:
-            log.info("portal request contact=%s queue=%s", contact.id, body["queue"])
+            log.info("portal request contact=%s queue=%s", result.contact_id, body["queue"])
         return Outcome(body, result.created)
 
     # -- internals ---------------------------------------------------------------------------
@@ -367,10 +384,26 @@ class ChatService:
             raise _auth_error(result.reason or "not_an_admin")
         return result
 
-    def _external_id(self, channel: Channel, user: PortalUser, key: str | None) -> str:
+    def _intake_then(
+        self,
+        request: ContactRequest,
+        answer: Callable[[Session, Contact, IntakeResult], dict[str, Any]],
+    ) -> tuple[IntakeResult, dict[str, Any]]:
+        try:
+            return self.intake.intake_then(request, answer)
+        except IdentityError as exc:
+            raise _auth_error(exc.reason) from None
+
+    def _check_replayer(self, session: Session, claims: PortalClaims, result: IntakeResult) -> None:
+        """Answer a retried request only to an admin who may still act for the account."""
+        self._portal_user(session, claims)
+        if result.status is ContactStatus.REJECTED:
+            raise _auth_error(result.reason or "not_an_admin")
+
+    def _external_id(self, channel: Channel, claims: PortalClaims, key: str | None) -> str:
         if key is None:
             return f"{channel.value}-{uuid.uuid4().hex}"
-        return forms.keyed_external_id(channel.value, user.account_id, user.admin_email, key)
+        return forms.keyed_external_id(channel.value, claims.account_id, claims.admin_email, key)
 
     def _owned(
         self, session: Session, user: PortalUser, contact_id: int, *, lock: bool = False

@@ -7,10 +7,10 @@ stores nothing new, so provider retries are no-ops.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +49,9 @@ class ContactRequest:
     tags: frozenset[str] = frozenset()
     handoff: bool = False  # chat: the bot was asked for a human
     record_only: bool = False  # auto-replies, bounces: kept for staff, never routed
+    # Raise IdentityError (and store nothing) instead of keeping a rejected contact: for a
+    # channel that has already authenticated the person and refuses the request itself (401).
+    refuse_unidentified: bool = False
     checklist: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)  # channel data for the timeline
 
@@ -87,6 +90,9 @@ class IdentityError(Exception):
         super().__init__(reason)
 
 
+View = TypeVar("View")
+
+
 class IntakeService:
     """Turn contact requests into stored, routed contacts."""
 
@@ -97,21 +103,37 @@ class IntakeService:
 
     def intake(self, request: ContactRequest) -> IntakeResult:
         """Store and route one contact, or return the one already stored for this delivery."""
+        return self.intake_then(request, _no_view)[0]
+
+    def intake_then(
+        self,
+        request: ContactRequest,
+        view: Callable[[Session, Contact, IntakeResult], View],
+    ) -> tuple[IntakeResult, View]:
+        """Intake ``request``, then run ``view`` on its contact in the same transaction.
+
+        For a channel whose answer needs more than the result (a chat's queue position): one
+        transaction instead of a second one that reads the contact back. An error in ``view``
+        rolls the new contact back with it.
+        """
         try:
             with self.db.transaction() as session:
                 existing = _find(session, request.channel, request.external_id)
                 if existing is not None:
-                    return _result(existing, created=False)
+                    result = _result(existing, created=False)
+                    return result, view(session, existing, result)
                 contact = self._store(session, request)
                 session.flush()
-                return _result(contact, created=True)
+                result = _result(contact, created=True)
+                return result, view(session, contact, result)
         except IntegrityError:
             # A concurrent delivery of the same external id won the race: answer with its contact.
             with self.db.session() as session:
                 existing = _find(session, request.channel, request.external_id)
                 if existing is None:
                     raise
-                return _result(existing, created=False)
+                result = _result(existing, created=False)
+                return result, view(session, existing, result)
 
     def identify(self, session: Session, request: ContactRequest) -> Identity:
         """Return who the contact is from, or raise IdentityError with the reason."""
@@ -276,6 +298,8 @@ class IntakeService:
         try:
             identity = self.identify(session, request)
         except IdentityError as exc:
+            if request.refuse_unidentified:
+                raise
             contact.status = ContactStatus.REJECTED.value
             contact.decision = {"rejected": exc.reason}
             events.append(("rejected", {"reason": exc.reason}))
@@ -357,6 +381,10 @@ def _explained(
         "next_open_at": next_open_at.isoformat() if next_open_at else None,
         "decision": outcome.to_dict(),
     }
+
+
+def _no_view(_session: Session, _contact: Contact, _result: IntakeResult) -> None:
+    return None
 
 
 def _find(session: Session, channel: Channel, external_id: str) -> Contact | None:

@@ -574,6 +574,18 @@ def test_inactive_admin_is_refused(portal: Portal, db: Database) -> None:
     assert counts(db) == (0, 0)
 
 
+def test_a_retry_is_not_answered_to_an_admin_deactivated_since(
+    portal: Portal, db: Database
+) -> None:
+    assert portal.chat(key="retry-after-offboarding").status_code == 201
+    with db.transaction() as session:
+        admin = session.scalar(select(Admin).where(Admin.email == "alice@acme.example"))
+        assert admin is not None
+        admin.active = False
+    response = portal.chat(key="retry-after-offboarding")
+    assert response.status_code == 401 and response.get_json()["reason"] == "inactive_admin"
+
+
 def test_missing_or_non_bearer_authorization_is_refused(portal: Portal, db: Database) -> None:
     body = {"topic": "windows", "subject": "x"}
     none = portal.client.post("/chat/sessions", json=body)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from config.policy import Policy
 from router.db import Database
@@ -13,7 +14,12 @@ from router.domain import Category, Channel, ContactStatus, Severity, Topic
 from router.entitlement import Access
 from router.models import Contact, ContactEvent
 from router.services.demo import load_demo_data
-from router.services.intake import ContactRequest, IntakeService
+from router.services.intake import (
+    ContactRequest,
+    IdentityError,
+    IntakeResult,
+    IntakeService,
+)
 from router.services.routing import RoutingCache
 from tests.conftest import TEST_PEPPER
 
@@ -176,3 +182,42 @@ def test_voice_pin_identifies_the_account(intake: IntakeService, db: Database) -
     # Hooli bought Professional Services: training goes there, not to the CSMs.
     assert (result.queue, result.sla_policy) == ("professional-services", "none")
     assert stored(db, result.contact_id).region == "in"
+
+
+def contact_count(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Contact)) or 0)
+
+
+def test_a_channel_may_refuse_the_unidentified_instead_of_keeping_them(
+    intake: IntakeService, db: Database
+) -> None:
+    with pytest.raises(IdentityError) as refused:
+        intake.intake(request(admin_email="nobody@acme.example", refuse_unidentified=True))
+    assert refused.value.reason == "not_an_admin" and contact_count(db) == 0
+    kept = intake.intake(request(admin_email="nobody@acme.example"))
+    assert kept.status is ContactStatus.REJECTED and contact_count(db) == 1
+
+
+def test_intake_then_answers_in_the_same_transaction(intake: IntakeService, db: Database) -> None:
+    def queue_and_events(session: Session, contact: Contact, result: IntakeResult) -> object:
+        events = session.scalars(
+            select(ContactEvent.kind).where(ContactEvent.contact_id == contact.id)
+        ).all()
+        return (contact.queue_key, result.created, list(events))
+
+    first, seen = intake.intake_then(request(topic=Topic.WINDOWS), queue_and_events)
+    assert seen == ("cse-windows", True, ["received", "routed", "sla_started"])
+    again, seen_again = intake.intake_then(request(topic=Topic.WINDOWS), queue_and_events)
+    assert again.contact_id == first.contact_id and seen_again[1] is False
+
+
+def test_an_error_in_the_answer_rolls_the_new_contact_back(
+    intake: IntakeService, db: Database
+) -> None:
+    def fails(_session: Session, _contact: Contact, _result: IntakeResult) -> None:
+        raise RuntimeError("rendering failed")
+
+    with pytest.raises(RuntimeError):
+        intake.intake_then(request(), fails)
+    assert contact_count(db) == 0  # never half-written: no contact without its answer
