@@ -23,6 +23,7 @@ _MIN_SECRET_LENGTH = 16
 ENVIRONMENTS = ("development", "test", "production")
 MAIL_TRANSPORTS = ("smtp", "console")
 SMTP_SECURITY_MODES = ("none", "starttls", "tls")
+EMAIL_SEND_MODES = ("background", "inline")
 
 
 class SettingsError(ValueError):
@@ -63,6 +64,9 @@ class Settings:
     email_rejection_reply_hours: int = 24
     email_max_replies_per_hour: int = 10
     email_send_max_attempts: int = 8
+    # background: a per-process thread sends replies after the webhook is answered; inline:
+    # they are sent before it is answered (a slow mail server then holds the webhook).
+    email_send_mode: str = "background"
     hold_music_url: str | None = None
     # Chat and the portal's Contact Support form (channels/chat).
     portal_jwt_leeway_seconds: int = 30
@@ -176,6 +180,11 @@ class Settings:
             raise SettingsError(f"MAIL_TRANSPORT must be one of {', '.join(MAIL_TRANSPORTS)}")
         if self.smtp_security not in SMTP_SECURITY_MODES:
             raise SettingsError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
+        if self.email_send_mode not in EMAIL_SEND_MODES:
+            raise SettingsError(
+                f"EMAIL_SEND_MODE must be one of {', '.join(EMAIL_SEND_MODES)}, "
+                f"not {self.email_send_mode!r}"
+            )
         if not 1 <= self.smtp_port <= 65535:
             raise SettingsError("SMTP_PORT must be between 1 and 65535")
         for variable in _EMAIL_POSITIVE:
@@ -300,6 +309,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "EMAIL_REJECTION_REPLY_HOURS": ("email_rejection_reply_hours", int),
     "EMAIL_MAX_REPLIES_PER_HOUR": ("email_max_replies_per_hour", int),
     "EMAIL_SEND_MAX_ATTEMPTS": ("email_send_max_attempts", int),
+    "EMAIL_SEND_MODE": ("email_send_mode", str),
     "HOLD_MUSIC_URL": ("hold_music_url", str),
     "PORTAL_JWT_LEEWAY_SECONDS": ("portal_jwt_leeway_seconds", int),
     "CHAT_MESSAGE_MAX_CHARS": ("chat_message_max_chars", int),
@@ -405,6 +415,7 @@ _PUBLIC_FIELDS = {
     "email_rejection_reply_hours",
     "email_max_replies_per_hour",
     "email_send_max_attempts",
+    "email_send_mode",
     "hold_music_url",
     "portal_jwt_leeway_seconds",
     "chat_message_max_chars",

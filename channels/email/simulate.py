@@ -125,7 +125,11 @@ def email_command(
     if not replies:
         click.echo("the customer receives no email")
     for reply in replies:
-        state = "sent" if reply.get("sent") else "queued for retry (not sent yet)"
+        state = {
+            "sent": "sent",
+            "queued": "queued: sent right after the answer",
+            "failed": "not sent yet: the outbox retries it",
+        }.get(reply.get("status") or ("sent" if reply.get("sent") else "failed"), "unknown")
         click.echo(f"\n--- {reply.get('kind')} to {reply.get('to')} ({state})")
         click.echo(f"Subject: {reply.get('subject')}\n")
         click.echo(reply.get("text", ""))

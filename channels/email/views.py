@@ -4,6 +4,9 @@ Every endpoint answers 2xx once the message is stored (or deliberately not: a du
 own mail), 5xx only when it could not be stored so the provider retries, and a clear 4xx for
 credentials (401; 403 when the endpoint is not configured or a token is replayed), size (413),
 media type (415) and malformed payloads (400).
+
+The replies a message is owed are sent after the answer by the app's background sender
+(``channels/email/sender.py``), or before it with ``EMAIL_SEND_MODE=inline``.
 """
 
 from __future__ import annotations
@@ -11,23 +14,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from channels.email import ecdsa, mailgun, postmark, rawmime, sendgrid
 from channels.email.formdata import FormData, FormError, parse_form
 from channels.email.normalise import InboundEmail, MalformedEmail
+from channels.email.sender import EmailSender
 from channels.email.service import EmailChannel, ReplayedToken, retry_email_outbox
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
 from config.settings import Settings
-from router.runtime import runtime
+from router.runtime import EXTENSION_KEY, runtime
 
 blueprint = Blueprint("email", __name__, cli_group="email")
 log = logging.getLogger(__name__)
+
+SENDER_KEY = "email_sender"  # the app's EmailSender in app.extensions
+
+
+def background_sender(app: Flask) -> EmailSender:
+    """Return the app's background sender of replies, made on first use (one per app)."""
+    found: EmailSender | None = app.extensions.get(SENDER_KEY)
+    if found is None:
+        # Its thread starts only on its first submit: in the gunicorn worker, after the fork.
+        channel = EmailChannel.from_runtime(app.extensions[EXTENSION_KEY])
+        found = app.extensions.setdefault(SENDER_KEY, EmailSender(channel.deliver))
+    return found
 
 
 @blueprint.before_request
@@ -149,8 +165,9 @@ def retry_outbox(limit: int) -> None:
 def _accept(
     email: InboundEmail, replay_token: tuple[str, str] | None = None
 ) -> tuple[Response, int]:
-    """Store the message, then send what it is owed; answer the provider."""
-    channel = EmailChannel.from_runtime(runtime())
+    """Store the message, send (or queue) the replies it is owed, and answer the provider."""
+    rt = runtime()
+    channel = EmailChannel.from_runtime(rt)
     try:
         receipt = channel.receive(email, datetime.now(UTC), replay_token=replay_token)
     except ReplayedToken:
@@ -165,12 +182,13 @@ def _accept(
         )
         response.headers["Retry-After"] = "60"
         return response, 503
-    sent: dict[int, Any] = {}
-    try:
-        for delivery in channel.deliver([reply.outbox_id for reply in receipt.replies]):
-            sent[delivery.outbox_id] = delivery
-    except Exception:  # stored and owed: the outbox retries it; the provider must not
-        log.exception("replies to contact %s not sent now; left for retry", receipt.reference)
+    outbox_ids = [reply.outbox_id for reply in receipt.replies]
+    status = dict.fromkeys(outbox_ids, "queued")
+    if outbox_ids and rt.settings.email_send_mode == "inline":
+        status = _send_inline(channel, outbox_ids, receipt.reference)
+    elif outbox_ids:
+        # Committed above, so a full queue or a dying process leaves the rows to the retry job.
+        background_sender(current_app).submit(outbox_ids)
     log.info(
         "email %s via %s: %s %s (%s)",
         email.message_id,
@@ -186,11 +204,27 @@ def _accept(
             "subject": reply.subject,
             "text": reply.body,
             "message_id": reply.message_id,
-            "sent": bool(sent.get(reply.outbox_id) and sent[reply.outbox_id].sent),
+            "sent": status[reply.outbox_id] == "sent",
+            "status": status[reply.outbox_id],
         }
         for reply in receipt.replies
     ]
     return jsonify({**receipt.to_dict(), "message_id": email.message_id, "replies": replies}), 200
+
+
+def _send_inline(
+    channel: EmailChannel, outbox_ids: list[int], reference: str | None
+) -> dict[int, str]:
+    """Send the rows before answering; return each one's status: sent, failed or queued."""
+    try:
+        deliveries = channel.deliver(outbox_ids)
+    except Exception:  # stored and owed: the outbox retries it; the provider must not
+        log.exception("replies to contact %s not sent now; left for retry", reference)
+        return dict.fromkeys(outbox_ids, "failed")
+    # A row not attempted here was claimed by another sender (the retry job): still queued.
+    status = dict.fromkeys(outbox_ids, "queued")
+    status.update({d.outbox_id: "sent" if d.sent else "failed" for d in deliveries})
+    return status
 
 
 def _parse(parse: Callable[[], InboundEmail]) -> InboundEmail:

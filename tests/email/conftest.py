@@ -122,6 +122,7 @@ def settings(migrated_url: str, smtp_server: tuple[Inbox, int]) -> Settings:
         mail_from=SUPPORT,
         mail_from_name="Acme Support Router",
         help_center_url="https://help.router.example",
+        email_send_mode="inline",  # tests look in the inbox right after the request
     )
 
 

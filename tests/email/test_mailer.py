@@ -169,6 +169,7 @@ def test_memory_transport_and_settings() -> None:
     [
         ({"MAIL_TRANSPORT": "pigeon"}, "MAIL_TRANSPORT must be one of smtp, console"),
         ({"SMTP_SECURITY": "ssl"}, "SMTP_SECURITY must be one of none, starttls, tls"),
+        ({"EMAIL_SEND_MODE": "later"}, "EMAIL_SEND_MODE must be one of background, inline"),
         ({"SMTP_PORT": "70000"}, "SMTP_PORT must be between 1 and 65535"),
         ({"SMTP_USERNAME": "router"}, "SMTP_USERNAME and SMTP_PASSWORD must be set together"),
         ({"EMAIL_MAX_MESSAGE_BYTES": "0"}, "EMAIL_MAX_MESSAGE_BYTES must be 1 or more"),
@@ -197,6 +198,10 @@ def test_production_mail_settings() -> None:
         "TWILIO_AUTH_TOKEN": "t" * 32,
     }
     assert Settings.from_env(production).effective_mail_transport == "smtp"
+    assert Settings.from_env(production).email_send_mode == "background"
+    assert (
+        Settings.from_env({**production, "EMAIL_SEND_MODE": "inline"}).email_send_mode == "inline"
+    )
     with pytest.raises(SettingsError, match="SMTP_SECURITY must be starttls or tls"):
         Settings.from_env({**production, "SMTP_USERNAME": "u", "SMTP_PASSWORD": "secret-password"})
     secure = Settings.from_env(
