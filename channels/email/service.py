@@ -1,13 +1,12 @@
 """Email intake: thread replies, store new mail through the one intake path, owe and send replies.
 
-A new message goes through ``IntakeService.intake`` (its own transaction), then one more
-transaction stores the message itself and the reply it is owed in the outbox. Both steps are
-idempotent on the Message-ID, so a provider retry after a failure in between completes the work
-instead of duplicating it. Replies are sent only after that commit; a failed send stays in the
-outbox and is retried (``retry_due``, run by ``flask --app app email retry-outbox`` or the
-scheduler, and piggy-backed on the next successful send), each attempt on the contact's
-timeline. Delivery is at least once: a crash between the SMTP hand-off and recording it repeats
-that one reply.
+A new message goes through ``IntakeService.intake_then``: the contact, the message itself and
+the reply it is owed (an outbox row) are stored in one transaction, idempotent on the
+Message-ID, so a provider retry finds the work done. Replies are sent only after that commit; a
+failed send stays in the outbox and is retried (``retry_due``, run by ``flask --app app email
+retry-outbox`` or the scheduler, and piggy-backed on the next successful send), each attempt on
+the contact's timeline. Delivery is at least once: a crash between the SMTP hand-off and
+recording it repeats that one reply.
 """
 
 from __future__ import annotations
@@ -187,25 +186,29 @@ class EmailChannel:
             seen = token is not None and _token_seen(session, token)
             if duplicate is None and seen:
                 raise ReplayedToken
+            if duplicate is None:
+                thread = self._thread(session, email)
+                classification = classify(
+                    email.subject, email.text, email.attachments, classifier_rules(self.policy)
+                )
+                account_id = (
+                    None
+                    if thread.contact_id is not None or email.automatic
+                    else _managed_account(session, email, classification.account_hint)
+                )
         if duplicate is not None:
             if token is not None and not seen:
                 with self.db.transaction() as writer:
                     _remember_token(writer, token, now, self.settings)
             return duplicate
-        with self.db.session() as session:
-            thread = self._thread(session, email)
-            classification = classify(
-                email.subject, email.text, email.attachments, classifier_rules(self.policy)
-            )
-            account_id = (
-                None
-                if thread.contact_id is not None or email.automatic
-                else _managed_account(session, email, classification.account_hint)
-            )
         if thread.contact_id is not None:
             return self._append(email, thread, classification, now, token)
-        result = self.intake.intake(self._request(email, classification, thread, account_id, now))
-        return self._complete(email, classification, result, now, token)
+
+        def complete(session: Session, contact: Contact, result: IntakeResult) -> Receipt:
+            return self._complete(session, email, classification, contact, result, now, token)
+
+        request = self._request(email, classification, thread, account_id, now)
+        return self.intake.intake_then(request, complete)[1]
 
     def _thread(self, session: Session, email: InboundEmail) -> _Thread:
         """Find the contact a reply belongs to, and whether this sender may add to it."""
@@ -328,32 +331,33 @@ class EmailChannel:
 
     def _complete(
         self,
+        session: Session,
         email: InboundEmail,
         classification: Classification,
+        contact: Contact,
         result: IntakeResult,
         now: datetime,
         token: tuple[str, str] | None,
     ) -> Receipt:
-        """Store the message with its contact and owe the reply (one transaction)."""
-        with self.db.transaction() as session:
-            contact = session.get(Contact, result.contact_id)
-            assert contact is not None
-            session.add(_stored_message(email, "inbound", contact.id, classification))
-            session.flush()  # a concurrent duplicate fails here, before any reply is owed
-            replies, suppressed = self._plan_reply(session, email, classification, contact, now)
-            if token is not None:
-                _remember_token(session, token, now, self.settings)
-            return Receipt(
-                outcome="created",
-                contact_id=contact.id,
-                reference=contact.reference,
-                status=contact.status,
-                reason=result.reason,
-                queue=contact.queue_key,
-                due_at=contact.due_at,
-                replies=tuple(replies),
-                suppressed=tuple(suppressed),
-            )
+        """Store the message with its contact and owe the reply (in intake's transaction)."""
+        session.add(_stored_message(email, "inbound", contact.id, classification))
+        session.flush()  # a concurrent duplicate fails here, before any reply is owed
+        replies, suppressed = self._plan_reply(
+            session, email, classification, contact, now, new_contact=result.created
+        )
+        if token is not None:
+            _remember_token(session, token, now, self.settings)
+        return Receipt(
+            outcome="created",
+            contact_id=contact.id,
+            reference=contact.reference,
+            status=contact.status,
+            reason=result.reason,
+            queue=contact.queue_key,
+            due_at=contact.due_at,
+            replies=tuple(replies),
+            suppressed=tuple(suppressed),
+        )
 
     # --- replies owed ----------------------------------------------------------------------
 
@@ -364,6 +368,8 @@ class EmailChannel:
         classification: Classification,
         contact: Contact,
         now: datetime,
+        *,
+        new_contact: bool,
     ) -> tuple[list[PlannedReply], list[str]]:
         """Write the reply this message is owed to the outbox, or record why there is none."""
         if email.automatic:
@@ -399,8 +405,10 @@ class EmailChannel:
                 f"{self.settings.email_rejection_reply_hours} hours"
             )
             return [], [self._suppress(session, contact, kind, recipient, why, now)]
-        if session.scalar(select(EmailOutbox.id).where(EmailOutbox.dedupe_key == dedupe)):
-            return [], []  # owed already (a retried delivery completing earlier work)
+        if not new_contact and session.scalar(
+            select(EmailOutbox.id).where(EmailOutbox.dedupe_key == dedupe)
+        ):
+            return [], []  # owed already (a delivery that raced this one wrote it)
         if email.suppress_reply:
             why = "the sender asked for no automatic replies (X-Auto-Response-Suppress)"
             return [], [self._suppress(session, contact, kind, recipient, why, now)]

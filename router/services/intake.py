@@ -112,9 +112,9 @@ class IntakeService:
     ) -> tuple[IntakeResult, View]:
         """Intake ``request``, then run ``view`` on its contact in the same transaction.
 
-        For a channel whose answer needs more than the result (a chat's queue position): one
-        transaction instead of a second one that reads the contact back. An error in ``view``
-        rolls the new contact back with it.
+        For a channel whose answer needs more than the result (a chat's queue position, the
+        email reply owed): one transaction instead of a second one that reads the contact back.
+        ``view`` may write too; an error in it rolls the new contact back with it.
         """
         try:
             with self.db.transaction() as session:
@@ -128,7 +128,7 @@ class IntakeService:
                 return result, view(session, contact, result)
         except IntegrityError:
             # A concurrent delivery of the same external id won the race: answer with its contact.
-            with self.db.session() as session:
+            with self.db.transaction() as session:
                 existing = _find(session, request.channel, request.external_id)
                 if existing is None:
                     raise

@@ -150,10 +150,10 @@ def test_the_same_message_delivered_twice_is_stored_once(
         assert session.scalar(select(func.count()).where(StoredEmail.direction == "in")) == 1
 
 
-def test_a_retry_after_a_failure_between_steps_completes_the_work(
+def test_a_failure_storing_the_message_leaves_nothing_and_the_retry_stores_it_all(
     client: FlaskClient, db: Database, inbox: Inbox, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Intake committed but storing the message failed: the provider's retry finishes the job."""
+    """Contact, message and the reply owed are one transaction: never a contact without them."""
     msg = message()
     original = EmailChannel._complete
 
@@ -163,7 +163,7 @@ def test_a_retry_after_a_failure_between_steps_completes_the_work(
     monkeypatch.setattr(EmailChannel, "_complete", fail)
     failed = post_mime(client, msg)
     assert failed.status_code == 503 and failed.headers["Retry-After"] == "60"
-    assert contact_count(db) == 1 and inbox.messages == []
+    assert contact_count(db) == 0 and inbox.messages == []
     monkeypatch.setattr(EmailChannel, "_complete", original)
     retried = post_mime(client, msg)
     assert retried.status_code == 200 and retried.get_json()["outcome"] == "created"
