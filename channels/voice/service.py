@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -85,10 +85,24 @@ _RECENT_FAILURES = (
     .select_from(PinAttempt)
     .where(PinAttempt.succeeded.is_(False), PinAttempt.at > bindparam("since"))
 )
-# A PIN issued to an administrator works only while that administrator is active (SPEC 2.6);
-# a PIN issued to the account as a whole has no admin to check.
-_ACCOUNT_BY_PIN = (
-    select(Account)
+_INSERT_ATTEMPT = insert(cast(Table, PinAttempt.__table__))
+# The PIN step reads through Core rows, not ORM entities: identity-map bookkeeping for three
+# loads was a fifth of the step's time. Rows answer the same attribute names. A PIN issued to
+# an administrator works only while that administrator is active (SPEC 2.6); a PIN issued to
+# the account as a whole has no admin to check.
+_CALL_BY_SID = select(cast(Table, IvrCall.__table__)).where(
+    IvrCall.call_sid == bindparam("call_sid")
+)
+_ACCOUNT_PLACE_BY_PIN = (
+    select(
+        Account.id,
+        Account.tier,
+        Account.trial_started_at,
+        Account.region,
+        Account.country,
+        Account.subdivision,
+        Account.timezone,
+    )
     .join(SupportPin, SupportPin.account_id == Account.id)
     .outerjoin(Admin, Admin.id == SupportPin.admin_id)
     .where(
@@ -96,7 +110,23 @@ _ACCOUNT_BY_PIN = (
         or_(SupportPin.admin_id.is_(None), Admin.active.is_(True)),
     )
 )
-_INSERT_ATTEMPT = insert(cast(Table, PinAttempt.__table__))
+
+
+@dataclass(frozen=True)
+class _PinAccount:
+    """The account a PIN names: what the PIN step needs of it (the columns it selects)."""
+
+    id: str
+    tier: str
+    trial_started_at: datetime | None
+    region: str | None
+    country: str
+    subdivision: str | None
+    timezone: str
+
+
+# A call's stored row: the ORM entity, or the same columns as a Core row (the PIN step).
+CallRecord = IvrCall | Row[Any]
 _CLAIM_STEP = update(cast(Table, IvrCall.__table__)).where(
     IvrCall.__table__.c.call_sid == bindparam("claim_call_sid"),
     IvrCall.__table__.c.step == bindparam("claim_step"),
@@ -310,7 +340,9 @@ class VoiceService:
         now = self.clock()
         try:
             with self.db.transaction() as session:
-                row = session.get(IvrCall, call.call_sid)
+                row = (
+                    session.connection().execute(_CALL_BY_SID, {"call_sid": call.call_sid}).first()
+                )
                 if row is not None:
                     replay = self._replay_if_answered(row, call, step, Stage.PIN)
                     if replay is not None:
@@ -513,10 +545,11 @@ class VoiceService:
         if keyed is PinInput.SWITCH_LANGUAGE:
             return PinCheck(PinOutcome.SWITCH_LANGUAGE)
         caller = _caller_key(call)
-        lockout = session.get(PinLockout, caller)
-        if lockout is not None and lockout.locked_until > now:
+        connection = session.connection()
+        locked_until = connection.scalar(_LOCKED_UNTIL, {"caller": caller})
+        if locked_until is not None and locked_until > now:
             return PinCheck(PinOutcome.LOCKED)
-        recent_failures = session.scalar(
+        recent_failures = connection.scalar(
             _RECENT_FAILURES, {"since": now - self.config.alert_window}
         )
         slowed = (recent_failures or 0) >= self.config.alert_failures
@@ -525,8 +558,9 @@ class VoiceService:
             hashed = pin_hash(self.config.pin_pepper, (digits or "").strip())
             # A PIN issued to an administrator works only while that administrator is active
             # (SPEC 2.6); a PIN issued to the account as a whole has no admin to check.
-            account = session.scalar(_ACCOUNT_BY_PIN, {"pin_hash": hashed})
-        session.execute(
+            found = connection.execute(_ACCOUNT_PLACE_BY_PIN, {"pin_hash": hashed}).first()
+            account = _PinAccount(*found) if found is not None else None
+        connection.execute(
             _INSERT_ATTEMPT,
             {
                 "calling_number": caller,
@@ -544,11 +578,11 @@ class VoiceService:
             return PinCheck(outcome, account_id=account.id, slowed=slowed)
         if (recent_failures or 0) + 1 >= self.config.alert_failures:
             self._raise_alert(session, (recent_failures or 0) + 1, now)
-        if self._lock_if_over_limit(session, caller, lockout, call, now):
+        if self._lock_if_over_limit(session, caller, locked_until, call, now):
             return PinCheck(PinOutcome.LOCKED, failed=True, slowed=slowed)
         return PinCheck(PinOutcome.WRONG, failed=True, slowed=slowed)
 
-    def _phone_open(self, session: Session, account: Account, now: datetime) -> bool:
+    def _phone_open(self, session: Session, account: _PinAccount, now: datetime) -> bool:
         """Return True when the account's tier in force offers phone support right now."""
         served = effective_tier(
             account_tier=Tier(account.tier),
@@ -572,14 +606,14 @@ class VoiceService:
         self,
         session: Session,
         caller: str,
-        lockout: PinLockout | None,
+        locked_until: datetime | None,
         call: CallRequest,
         now: datetime,
     ) -> bool:
         """Lock the calling number when its failures in the window reach the limit."""
         since = now - self.config.lockout_window
-        if lockout is not None and lockout.locked_until > since:
-            since = lockout.locked_until  # failures before a lock-out ended were paid for
+        if locked_until is not None and locked_until > since:
+            since = locked_until  # failures before a lock-out ended were paid for
         failures = session.scalar(
             select(func.count())
             .select_from(PinAttempt)
@@ -655,7 +689,9 @@ class VoiceService:
 
     # -- contacts ---------------------------------------------------------------------------
 
-    def _contact_request(self, row: IvrCall, state: CallState, account_id: str) -> ContactRequest:
+    def _contact_request(
+        self, row: CallRecord, state: CallState, account_id: str
+    ) -> ContactRequest:
         region = self.policy.regions.get(row.region or "")
         tags = {"voice:ivr"}
         if state.severity_defaulted:
@@ -690,7 +726,7 @@ class VoiceService:
             raise RuntimeError(f"call {row.call_sid} reached intake without a verified account")
         return self.intake.intake(self._contact_request(row, state, row.account_id))
 
-    def _record_not_entitled(self, row: IvrCall, state: CallState, account_id: str) -> None:
+    def _record_not_entitled(self, row: CallRecord, state: CallState, account_id: str) -> None:
         """Keep a verified caller without phone support as a deflected contact staff can see."""
         result = self.intake.intake(self._contact_request(row, state, account_id))
         with self.db.transaction() as session:
@@ -709,7 +745,7 @@ class VoiceService:
     # -- state ------------------------------------------------------------------------------
 
     def _replay_if_answered(
-        self, row: IvrCall, call: CallRequest, step: int, stage: Stage
+        self, row: CallRecord, call: CallRequest, step: int, stage: Stage
     ) -> str | None:
         """Return the stored answer when this delivery is for a step already answered."""
         if call.idempotency_token and call.idempotency_token == row.idempotency_token:
@@ -741,10 +777,10 @@ class VoiceService:
             **values,
         }
         # The SET clause is the parameters' columns; the statement itself is built once.
-        claimed = session.execute(
+        claimed = session.connection().execute(
             _CLAIM_STEP, {**row, "claim_call_sid": call.call_sid, "claim_step": step}
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if claimed.rowcount != 1:
             raise _StepTaken
 
     def _stored_response(self, call: CallRequest, step_name: str) -> str:
@@ -754,7 +790,7 @@ class VoiceService:
                 raise RuntimeError(f"call {call.call_sid} has no stored answer")
             return self._replay(row, step_name)
 
-    def _replay(self, row: IvrCall, step_name: str) -> str:
+    def _replay(self, row: CallRecord, step_name: str) -> str:
         log.info("voice call %s: %s delivered again; same answer", row.call_sid, step_name)
         if row.response is None:
             raise RuntimeError(f"call {row.call_sid} has no stored answer")

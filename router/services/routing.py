@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from datetime import date, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
 from router.calendar import DEFAULT_HOURS, BusinessCalendar, Interval, region_calendar
-from router.models import Account, CalendarOverride, Queue, RuleSetVersion
+from router.models import CalendarOverride, Queue, RuleSetVersion
 from router.rules import RuleSet, compile_rules
 
 # Overrides further back than this cannot affect a clock started now (the longest target is
@@ -30,6 +30,22 @@ def parse_hours(raw: Any) -> tuple[Interval, ...]:
 
 def _clock(text: str) -> time:
     return time(0, 0) if text == "24:00" else time.fromisoformat(text)
+
+
+class AccountPlace(Protocol):
+    """Where an account is, as its business calendar needs it (an Account, or a row of it)."""
+
+    @property
+    def region(self) -> str | None: ...
+
+    @property
+    def country(self) -> str: ...
+
+    @property
+    def subdivision(self) -> str | None: ...
+
+    @property
+    def timezone(self) -> str: ...
 
 
 class RoutingCache:
@@ -66,7 +82,9 @@ class RoutingCache:
             self._rules = {version: ruleset}  # older versions are never routed again
         return ruleset
 
-    def account_calendar(self, session: Session, account: Account, today: date) -> BusinessCalendar:
+    def account_calendar(
+        self, session: Session, account: AccountPlace, today: date
+    ) -> BusinessCalendar:
         """Return the business calendar of an account's region (its country, zone and hours)."""
         region = self.policy.regions.get(account.region or "")
         hours = region.hours if region else DEFAULT_HOURS

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
@@ -36,8 +37,9 @@ from tests.reliability.harness import (
 )
 
 EMAILS, CHATS, CALLS = 90, 50, 30
-KILL_EVERY = 0.3  # seconds between two kills during the burst
-MAX_KILLS = 6
+# Kill a worker each time the burst has answered this share of its deliveries more: tied to
+# progress, not to the clock, so a faster server cannot finish the burst before the kills.
+KILL_AT = (0.15, 0.35, 0.55, 0.75)
 
 
 def open_calls(port: int, count: int) -> list[Delivery]:
@@ -56,10 +58,18 @@ def open_calls(port: int, count: int) -> list[Delivery]:
     return steps
 
 
-def burst(server: Server, deliveries: list[Delivery]) -> list[tuple[Delivery, Answer]]:
-    """Send every delivery on eight connections at once."""
+def burst(
+    server: Server, deliveries: list[Delivery], answered: Callable[[], None] = lambda: None
+) -> list[tuple[Delivery, Answer]]:
+    """Send every delivery on eight connections at once; call ``answered`` after each."""
+
+    def deliver(delivery: Delivery) -> tuple[Delivery, Answer]:
+        answer = send(server.port, delivery)
+        answered()
+        return delivery, answer
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda d: (d, send(server.port, d)), deliveries))
+        return list(pool.map(deliver, deliveries))
 
 
 def assert_stored(store: Census, delivery: Delivery, answer: Answer) -> None:
@@ -91,13 +101,25 @@ def test_killed_workers_lose_no_acknowledged_contact(store: str, server_log: IO[
         random.Random(9).shuffle(deliveries)
 
         killed: list[int] = []
+        progress = threading.Condition()
+        done = [0]
         finished = threading.Event()
 
+        def answered() -> None:
+            with progress:
+                done[0] += 1
+                progress.notify_all()
+
         def killer() -> None:
-            # A worker killed while serving cuts its delivery short; one that just finished
-            # would not, so kill a random worker every KILL_EVERY seconds until the burst ends.
+            # A worker killed while serving cuts its delivery short (eight are in flight at
+            # any moment, over two workers); kill a random live one at each KILL_AT mark.
             chooser = random.Random(4)
-            while not finished.wait(KILL_EVERY) and len(killed) < MAX_KILLS:
+            for share in KILL_AT:
+                mark = int(share * len(deliveries))
+                with progress:
+                    progress.wait_for(lambda m=mark: done[0] >= m or finished.is_set())
+                if finished.is_set():
+                    return
                 workers = [pid for pid in server.worker_pids() if pid not in killed]
                 if workers:
                     victim = chooser.choice(workers)
@@ -107,9 +129,11 @@ def test_killed_workers_lose_no_acknowledged_contact(store: str, server_log: IO[
         thread = threading.Thread(target=killer)
         thread.start()
         try:
-            results = burst(server, deliveries)
+            results = burst(server, deliveries, answered)
         finally:
             finished.set()
+            with progress:
+                progress.notify_all()
             thread.join()
         assert len(killed) >= 2, "the burst ended before two workers were killed"
 
