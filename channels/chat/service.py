@@ -181,18 +181,16 @@ class ChatService:
         details: dict[str, Any] = {"source": "portal_chat", "request_fingerprint": fingerprint}
         if form.message:
             details["message"] = _message_data(form.message)
-        request = ContactRequest(
-            channel=Channel.CHAT,
-            external_id=self._external_id(Channel.CHAT, claims, key),
-            received_at=now,
-            account_id=claims.account_id,
-            admin_email=claims.admin_email,
+        request = self._portal_contact(
+            Channel.CHAT,
+            claims,
+            key,
+            now,
             subject=form.subject,
             severity=form.severity,
             category=Category.BREAK_FIX,
             topic=form.topic,
             details=details,
-            refuse_unidentified=True,
         )
 
         def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
@@ -348,12 +346,11 @@ class ChatService:
         tags: set[str] = set()
         if category is Category.BREAK_FIX:
             tags.add("checklist:partial" if forms.missing_items(items) else "checklist:complete")
-        request = ContactRequest(
-            channel=Channel.PORTAL,
-            external_id=self._external_id(Channel.PORTAL, claims, key),
-            received_at=now,
-            account_id=claims.account_id,
-            admin_email=claims.admin_email,
+        request = self._portal_contact(
+            Channel.PORTAL,
+            claims,
+            key,
+            now,
             subject=form.subject,
             severity=form.severity,
             category=category,
@@ -361,7 +358,6 @@ class ChatService:
             tags=frozenset(tags),
             checklist=items,
             details=details,
-            refuse_unidentified=True,
         )
 
         def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
@@ -383,6 +379,26 @@ class ChatService:
             # Only if the admin changed between the token check and intake; the record is kept.
             raise _auth_error(result.reason or "not_an_admin")
         return result
+
+    def _portal_contact(
+        self,
+        channel: Channel,
+        claims: PortalClaims,
+        key: str | None,
+        now: datetime,
+        **fields: Any,
+    ) -> ContactRequest:
+        """Return the contact request of what the token's admin sent, for intake to check."""
+        return ContactRequest(
+            channel=channel,
+            external_id=self._external_id(channel, claims, key),
+            received_at=now,
+            account_id=claims.account_id,
+            admin_email=claims.admin_email,
+            # Intake checks the admin the token names; anyone else is refused, not stored.
+            refuse_unidentified=True,
+            **fields,
+        )
 
     def _intake_then(
         self,

@@ -85,6 +85,19 @@ class Receipt:
     replies: tuple[PlannedReply, ...] = ()
     suppressed: tuple[str, ...] = ()
 
+    @classmethod
+    def for_contact(cls, outcome: str, contact: Contact, **extra: Any) -> Receipt:
+        """Return the receipt of a message stored on ``contact``."""
+        return cls(
+            outcome=outcome,
+            contact_id=contact.id,
+            reference=contact.reference,
+            status=contact.status,
+            queue=contact.queue_key,
+            due_at=contact.due_at,
+            **extra,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Return the receipt as the endpoints answer it."""
         return {
@@ -287,14 +300,7 @@ class EmailChannel:
                 )
             if token is not None:
                 _remember_token(session, token, now, self.settings)
-            return Receipt(
-                outcome="threaded",
-                contact_id=contact.id,
-                reference=contact.reference,
-                status=contact.status,
-                queue=contact.queue_key,
-                due_at=contact.due_at,
-            )
+            return Receipt.for_contact("threaded", contact)
 
     def _request(
         self,
@@ -347,14 +353,10 @@ class EmailChannel:
         )
         if token is not None:
             _remember_token(session, token, now, self.settings)
-        return Receipt(
-            outcome="created",
-            contact_id=contact.id,
-            reference=contact.reference,
-            status=contact.status,
+        return Receipt.for_contact(
+            "created",
+            contact,
             reason=result.reason,
-            queue=contact.queue_key,
-            due_at=contact.due_at,
             replies=tuple(replies),
             suppressed=tuple(suppressed),
         )
@@ -676,14 +678,10 @@ def retry_email_outbox(rt: Runtime, limit: int = 100) -> RetrySummary:
 def _duplicate(session: Session, existing: EmailMessage) -> Receipt:
     """Answer a message stored before (a provider retry), or one of our own coming back."""
     contact = session.get(Contact, existing.contact_id) if existing.contact_id else None
-    return Receipt(
-        outcome="own_message" if existing.direction == "out" else "duplicate",
-        contact_id=contact.id if contact else None,
-        reference=contact.reference if contact else None,
-        status=contact.status if contact else None,
-        queue=contact.queue_key if contact else None,
-        due_at=contact.due_at if contact else None,
-    )
+    outcome = "own_message" if existing.direction == "out" else "duplicate"
+    if contact is None:
+        return Receipt(outcome=outcome, contact_id=None, reference=None, status=None)
+    return Receipt.for_contact(outcome, contact)
 
 
 def _stored_message(

@@ -12,12 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -78,16 +79,18 @@ class Inbox:
             self.refuse = 0
 
 
+InboxT = TypeVar("InboxT", bound=Inbox)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    """Run a real SMTP server on a free loopback port for the whole session."""
-    inbox = Inbox()
+@contextmanager
+def smtp_serving(inbox: InboxT) -> Iterator[tuple[InboxT, int]]:
+    """Run a real SMTP server delivering to ``inbox`` on a free loopback port."""
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -95,6 +98,13 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """Run a real SMTP server on a free loopback port for the whole session."""
+    with smtp_serving(Inbox()) as served:
+        yield served
 
 
 @pytest.fixture

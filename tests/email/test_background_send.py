@@ -15,7 +15,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -27,7 +26,14 @@ from channels.email.views import SENDER_KEY, background_sender
 from router.db import Database
 from router.mailer import MailError, MailTransport
 from router.runtime import EXTENSION_KEY, Runtime
-from tests.email.conftest import Inbox, events, free_port, message, post_mime, stored_contact
+from tests.email.conftest import (
+    Inbox,
+    events,
+    message,
+    post_mime,
+    smtp_serving,
+    stored_contact,
+)
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -46,14 +52,8 @@ class SlowInbox(Inbox):
 @pytest.fixture(scope="module")
 def slow_smtp() -> Iterator[tuple[SlowInbox, int]]:
     """Run a slow SMTP server on a free loopback port for this module."""
-    inbox = SlowInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with smtp_serving(SlowInbox()) as served:
+        yield served
 
 
 @pytest.fixture
