@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # Seconds to wait for a PostgreSQL connection (a URL's own ?connect_timeout= wins).
 CONNECT_TIMEOUT_SECONDS = 3
+# Seconds an SQLite statement waits for another process's write to finish. Twilio gives up on a
+# webhook after 15 s, so a caller queued behind a long write must get the fallback answer
+# (raised as "database is locked") well before then; email and chat answer 503 to be retried.
+SQLITE_LOCK_WAIT_SECONDS = 5
 # A pooled PostgreSQL connection unused for this long is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 5.0
 
@@ -23,7 +27,7 @@ class Database:
         self.url = url
         options: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
-            options["connect_args"] = {"timeout": 15}
+            options["connect_args"] = {"timeout": SQLITE_LOCK_WAIT_SECONDS}
         else:
             # Not ``pool_pre_ping``: it costs a round trip on every checkout, and a request takes
             # two to four checkouts. ``_ping_if_idle`` pings only connections that sat unused,
@@ -98,5 +102,5 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_WAIT_SECONDS * 1000}")
     cursor.close()

@@ -317,3 +317,34 @@ def test_a_database_that_stops_answering_cannot_hold_a_caller(
         finally:
             app.extensions[EXTENSION_KEY].db.dispose()
             proxy.close()
+
+
+def test_a_long_sqlite_write_lock_cannot_hold_a_caller(tmp_path: Path, policy: object) -> None:
+    """Another process holds SQLite's write lock: the caller hears the fallback in time."""
+    import sqlite3
+
+    from router.db import SQLITE_LOCK_WAIT_SECONDS
+    from tests.reliability.harness import prepare_store
+
+    path = tmp_path / "router.sqlite3"
+    store = f"sqlite:///{path}"
+    prepare_store(store, policy)  # type: ignore[arg-type]
+    app = create_app(app_settings(store))
+    client = app.test_client()
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert "/voice/pin" in gather_action(new_call(client, "+13035551400")[1].data)
+        writer.execute("BEGIN IMMEDIATE")  # a bulk import, say, in another process
+        started = time.monotonic()
+        assert_fallback_queue(new_call(client, "+13035551401")[1])
+        waited = time.monotonic() - started
+        # Twilio waits 15 s for TwiML before giving up on the call's Voice URL.
+        assert SQLITE_LOCK_WAIT_SECONDS - 1 < waited < 10
+        message_id, raw = mime_message()
+        assert_retry_later(post(client, email(raw, message_id)))
+        writer.execute("ROLLBACK")
+        assert "/voice/pin" in gather_action(new_call(client, "+13035551402")[1].data)
+        assert post(client, email(raw, message_id)).status_code == 200
+    finally:
+        writer.close()
+        app.extensions[EXTENSION_KEY].db.dispose()
