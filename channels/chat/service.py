@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from channels.chat import forms, replies
@@ -34,6 +34,7 @@ from router.services.intake import ContactRequest, IdentityError, IntakeResult, 
 log = logging.getLogger("router.chat")
 
 HANDOFF_SUFFIX = "#handoff"
+_QUEUE_NAME = select(Queue.name).where(Queue.key == bindparam("key"))
 _CLOSED = {ContactStatus.RESOLVED, ContactStatus.REJECTED, ContactStatus.RECORDED}
 # Intake's reasons, as the portal is told them (the token was fine; the person is not).
 _IDENTITY_REASONS = {
@@ -491,8 +492,8 @@ class ChatService:
         help_links = self._help_center(contact) if mode is Mode.HELP_CENTER else None
         queue_name = None
         if contact.queue_key and mode is not Mode.HELP_CENTER:
-            queue = session.get(Queue, contact.queue_key)
-            queue_name = queue.name if queue else contact.queue_key
+            found = session.connection().scalar(_QUEUE_NAME, {"key": contact.queue_key})
+            queue_name = found if found else contact.queue_key
         body: dict[str, Any] = {
             "contact_id": contact.id,
             "mode": mode.value,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date, time, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
@@ -18,6 +18,14 @@ from router.rules import RuleSet, compile_rules
 # Overrides further back than this cannot affect a clock started now (the longest target is
 # "end of next business day"); loading only recent ones keeps the query small.
 OVERRIDE_LOOKBACK = timedelta(days=7)
+
+
+# Read on every contact, so built once.
+_LATEST_RULE_SET = select(func.max(RuleSetVersion.version))
+_RECENT_OVERRIDES = select(CalendarOverride.day, CalendarOverride.hours).where(
+    CalendarOverride.region == bindparam("region"),
+    CalendarOverride.day >= bindparam("since", type_=CalendarOverride.day.type),
+)
 
 
 def parse_hours(raw: Any) -> tuple[Interval, ...]:
@@ -63,7 +71,7 @@ class RoutingCache:
 
     def rules(self, session: Session) -> RuleSet:
         """Return the rule set in force (the highest stored version), compiled once."""
-        version = session.scalar(select(func.max(RuleSetVersion.version)))
+        version = session.connection().scalar(_LATEST_RULE_SET)
         if version is None:
             return self.policy.rules  # an unseeded store routes by the shipped rules
         cached = self._rules.get(version)
@@ -125,11 +133,8 @@ class RoutingCache:
         """Return a calendar with the region's current staff overrides, built once per change."""
         overrides: Mapping[date, tuple[Interval, ...]] = {}
         if region_key is not None:
-            rows = session.execute(
-                select(CalendarOverride.day, CalendarOverride.hours).where(
-                    CalendarOverride.region == region_key,
-                    CalendarOverride.day >= today - OVERRIDE_LOOKBACK,
-                )
+            rows = session.connection().execute(
+                _RECENT_OVERRIDES, {"region": region_key, "since": today - OVERRIDE_LOOKBACK}
             )
             overrides = {day: parse_hours(raw) for day, raw in rows}
         key = (country, subdivision, timezone, hours, tuple(sorted(overrides.items())))

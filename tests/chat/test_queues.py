@@ -170,28 +170,15 @@ def test_position_query_uses_the_waiting_index(database_url: str, db: Database) 
 
 def _ahead_statement(session: object) -> str:
     """Compile the query waiting_ahead runs, with its values inlined."""
-    captured: list[str] = []
-
-    class Recorder:
-        def scalar(self, statement: object) -> int:
-            captured.append(
-                str(
-                    statement.compile(  # type: ignore[attr-defined]
-                        dialect=session.get_bind().dialect,  # type: ignore[attr-defined]
-                        compile_kwargs={"literal_binds": True},
-                    )
-                )
-            )
-            return 0
-
-    queues.waiting_ahead(
-        Recorder(),  # type: ignore[arg-type]
-        queue_key="cse-windows",
-        priority=60,
-        received_at=FRIDAY,
-        contact_id=1,
+    bound = queues._AHEAD_OF_STORED.params(
+        queue_key="cse-windows", priority=60, received_at=FRIDAY, contact_id=1
     )
-    return captured[0]
+    return str(
+        bound.compile(
+            dialect=session.get_bind().dialect,  # type: ignore[attr-defined]
+            compile_kwargs={"literal_binds": True},
+        )
+    )
 
 
 def test_wait_window_comes_from_settings(
