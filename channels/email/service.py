@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,8 @@ REPLY_HEADERS = {
 _MAX_CONTACT_ID = 2**31 - 1
 
 _rules_cache: dict[int, tuple[Policy, ClassifierRules]] = {}
+# Run for every inbound message, so built once.
+_MESSAGE_BY_ID = select(EmailMessage).where(EmailMessage.message_id == bindparam("message_id"))
 
 
 class ReplayedToken(Exception):
@@ -189,9 +191,7 @@ class EmailChannel:
         self, email: InboundEmail, now: datetime, token: tuple[str, str] | None
     ) -> Receipt:
         with self.db.session() as session:
-            existing = session.scalar(
-                select(EmailMessage).where(EmailMessage.message_id == email.message_id)
-            )
+            existing = session.scalar(_MESSAGE_BY_ID, {"message_id": email.message_id})
             duplicate = _duplicate(session, existing) if existing is not None else None
             # A message already stored is answered as stored, even on a reused token: the
             # provider re-sending a delivery whose 2xx it lost must not be refused for hours.
@@ -399,7 +399,7 @@ class EmailChannel:
             return [], []
         assert recipient is not None
         if kind == "rejection" and (
-            _sent_since(session, recipient, now - period, kind)
+            _sent_since(session, recipient, now - period, 1, kind)
             or session.scalar(select(EmailOutbox.id).where(EmailOutbox.dedupe_key == dedupe))
         ):
             why = (
@@ -415,7 +415,7 @@ class EmailChannel:
             why = "the sender asked for no automatic replies (X-Auto-Response-Suppress)"
             return [], [self._suppress(session, contact, kind, recipient, why, now)]
         limit = self.settings.email_max_replies_per_hour
-        if _sent_since(session, recipient, now - timedelta(hours=1)) >= limit:
+        if _sent_since(session, recipient, now - timedelta(hours=1), limit) >= limit:
             why = f"loop breaker: {limit} automatic replies to this address in the last hour"
             return [], [self._suppress(session, contact, kind, recipient, why, now)]
 
@@ -760,13 +760,29 @@ def _managed_account(session: Session, email: InboundEmail, hint: str | None) ->
     return None
 
 
-def _sent_since(session: Session, recipient: str, since: datetime, kind: str | None = None) -> int:
-    query = select(func.count(EmailOutbox.id)).where(
-        EmailOutbox.to_address == recipient, EmailOutbox.created_at > since
+def _sent_statement(*, of_kind: bool) -> Any:
+    """Count up to ``most`` replies to an address since an instant (built once, bounded)."""
+    sent = select(EmailOutbox.id).where(
+        EmailOutbox.to_address == bindparam("recipient"),
+        EmailOutbox.created_at > bindparam("since", type_=EmailOutbox.created_at.type),
     )
-    if kind is not None:
-        query = query.where(EmailOutbox.kind == kind)
-    return int(session.scalar(query) or 0)
+    if of_kind:
+        sent = sent.where(EmailOutbox.kind == bindparam("kind"))
+    return select(func.count()).select_from(sent.limit(bindparam("most")).subquery())
+
+
+_SENT = _sent_statement(of_kind=False)
+_SENT_OF_KIND = _sent_statement(of_kind=True)
+
+
+def _sent_since(
+    session: Session, recipient: str, since: datetime, most: int, kind: str | None = None
+) -> int:
+    """Return how many replies went to ``recipient`` since ``since``, counting up to ``most``."""
+    params: dict[str, Any] = {"recipient": recipient, "since": since, "most": most}
+    if kind is None:
+        return int(session.connection().scalar(_SENT, params) or 0)
+    return int(session.connection().scalar(_SENT_OF_KIND, {**params, "kind": kind}) or 0)
 
 
 def _token_seen(session: Session, token: tuple[str, str]) -> bool:
