@@ -30,9 +30,11 @@ class Database:
             options["connect_args"] = {"timeout": SQLITE_LOCK_WAIT_SECONDS}
         else:
             # Not ``pool_pre_ping``: it costs a round trip on every checkout, and a request takes
-            # two to four checkouts. ``_ping_if_idle`` pings only connections that sat unused,
-            # which is when a database restart or failover goes unnoticed; a connection that
-            # breaks while busy fails that one request, and SQLAlchemy then drops the whole pool.
+            # one to three. ``_ping_if_idle`` pings only connections unused for 5 s, which at the
+            # traffic of most sites is every checkout after a quiet spell, when a restart or
+            # failover goes unnoticed. Under steady load (connections used within 5 s) the first
+            # request after a restart fails on its dead connection (callers hear the fallback
+            # queue, email and chat answer 503 to be retried) and SQLAlchemy drops the pool.
             options.update(pool_size=5, max_overflow=10)
             if "connect_timeout" not in make_url(url).query:
                 # A database host that stops answering would otherwise hold each request, and
@@ -81,8 +83,9 @@ class Database:
         try:
             self.engine.dialect.do_ping(dbapi_connection)
         except Exception as error:
-            # The pool discards this connection and checks out (or opens) another.
-            raise exc.DisconnectionError(str(error)) from error
+            # As pool_pre_ping does: every pooled connection at least this old is discarded
+            # (a restart killed them all), and a fresh one is opened for this checkout.
+            raise exc.InvalidatePoolError(str(error)) from error
 
     def dispose(self) -> None:
         """Close pooled connections (tests, and forked workers)."""

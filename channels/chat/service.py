@@ -300,6 +300,7 @@ class ChatService:
                 handoff=True,
                 checklist=dict(bot.checklist),
                 details=details,
+                refuse_unidentified=True,
             )
         result = self._intake(request)
         self._link_handoff(contact_id, result, now)
@@ -375,9 +376,13 @@ class ChatService:
     # -- internals ---------------------------------------------------------------------------
 
     def _intake(self, request: ContactRequest) -> IntakeResult:
-        result = self.intake.intake(request)
+        try:
+            result = self.intake.intake(request)
+        except IdentityError as exc:
+            # The admin changed between the token check and intake: refused, nothing stored.
+            raise _auth_error(exc.reason) from None
         if result.status is ContactStatus.REJECTED:
-            # Only if the admin changed between the token check and intake; the record is kept.
+            # A hand-off stored as rejected before: answered as refused again.
             raise _auth_error(result.reason or "not_an_admin")
         return result
 

@@ -6,9 +6,10 @@ So the handler commits the message with the reply it is owed (a ``pending`` outb
 once), hands the row's id to this sender and answers; a daemon thread then sends it through
 ``EmailChannel.deliver``, which claims the row with a lease before sending.
 
-The queue is only a shortcut; the outbox row is the record. A full queue, an error in the
-thread, or a process that dies with ids still queued leaves the row pending and due, and the
-scheduler's ``email-outbox`` job (or ``flask --app app email retry-outbox``) sends it. The
+The queue is only a shortcut; the outbox row is the record. A full queue, or a process that
+dies with ids still queued, leaves the row pending and due; a send cut short leaves it pending
+and leased (due again when the lease ends); either way the scheduler's ``email-outbox`` job (or
+``flask --app app email retry-outbox``) sends it. The
 thread is started on first use, never at import or in ``create_app``: gunicorn forks its workers
 after building the app and threads do not survive a fork, so each process (found by its pid)
 starts its own.
@@ -114,12 +115,14 @@ class EmailSender:
         """Return this process's worker, starting it if there is none yet (or we were forked)."""
         pid = os.getpid()
         worker = self._worker
-        if worker is not None and worker.pid == pid:
+        if worker is not None and worker.pid == pid and _alive(worker):
             return worker
         with _start_lock:
             worker = self._worker
-            if worker is None or worker.pid != pid:
-                # A forked child inherits the parent's queue but not its thread: start afresh.
+            if worker is None or worker.pid != pid or not _alive(worker):
+                # A forked child inherits the parent's queue but not its thread, and a thread
+                # ended by something worse than an exception leaves a queue nobody reads: start
+                # afresh (batches left in the old queue are due rows for the retry job).
                 worker = _Worker(pid=pid, jobs=queue.Queue(maxsize=self._capacity))
                 worker.thread = threading.Thread(
                     target=self._run, args=(worker,), name=self._name, daemon=True
@@ -143,3 +146,7 @@ class EmailSender:
                 with worker.idle:
                     worker.busy -= 1
                     worker.idle.notify_all()
+
+
+def _alive(worker: _Worker) -> bool:
+    return worker.thread is not None and worker.thread.is_alive()

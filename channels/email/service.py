@@ -12,13 +12,14 @@ recording it repeats that one reply.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from channels.email.checklist import missing_labels
@@ -44,6 +45,8 @@ THREADABLE = frozenset({ContactStatus.WAITING, ContactStatus.ACCEPTED, ContactSt
 # Rejections worth explaining. A sender that failed SPF/DKIM may be forged: no backscatter.
 EXPLAINED_REJECTIONS = frozenset({"not_an_admin", "inactive_admin", "not_admin_of_account"})
 MAX_BACKOFF = timedelta(hours=6)
+# Pauses between tries to record a send's outcome (seconds); then the error propagates.
+RECORD_RETRY_PAUSES = (0.5, 2.0)
 FIRST_BACKOFF = timedelta(minutes=1)
 REPLY_HEADERS = {
     # RFC 3834: mark our replies as automatic, and ask Exchange not to answer them.
@@ -419,7 +422,15 @@ class EmailChannel:
             why = f"loop breaker: {limit} automatic replies to this address in the last hour"
             return [], [self._suppress(session, contact, kind, recipient, why, now)]
 
-        text = self._render(kind, email, classification, contact)
+        try:
+            text = self._render(kind, email, classification, contact)
+        except Exception:
+            # A bug in composing the reply must not cost the customer their request: the
+            # contact and message are kept (the provider would otherwise retry for ever), and
+            # the missing reply is on the timeline for staff.
+            log.exception("email %s: the %s could not be composed", email.message_id, kind)
+            why = f"the {kind} could not be composed (an error was logged)"
+            return [], [self._suppress(session, contact, kind, recipient, why, now)]
         message_id = self.mailer.new_message_id()
         original = email.headers.get("message-id")
         references = [*email.references, email.message_id]
@@ -614,6 +625,20 @@ class EmailChannel:
         return self._record_attempt(outbox_id, error)
 
     def _record_attempt(self, outbox_id: int, error: MailError | None) -> Delivery:
+        """Record a send's outcome, retrying briefly if the store is busy or away.
+
+        A reply the mail server took but that is left unrecorded is sent again when its lease
+        ends, so a short lock (another process's long write) is worth waiting out.
+        """
+        for pause in RECORD_RETRY_PAUSES:
+            try:
+                return self._record_attempt_once(outbox_id, error)
+            except OperationalError as exc:
+                log.warning("email %s: outcome not recorded yet (%s)", outbox_id, exc.orig)
+                time.sleep(pause)
+        return self._record_attempt_once(outbox_id, error)
+
+    def _record_attempt_once(self, outbox_id: int, error: MailError | None) -> Delivery:
         done = self.clock()
         with self.db.transaction() as session:
             row = session.get(EmailOutbox, outbox_id)

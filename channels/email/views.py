@@ -187,8 +187,12 @@ def _accept(
     if outbox_ids and rt.settings.email_send_mode == "inline":
         status = _send_inline(channel, outbox_ids, receipt.reference)
     elif outbox_ids:
-        # Committed above, so a full queue or a dying process leaves the rows to the retry job.
-        background_sender(current_app).submit(outbox_ids)
+        # Committed above, so a full queue or a dying process leaves the rows to the retry job;
+        # so does a thread that cannot be started: the message is stored, the answer is 200.
+        try:
+            background_sender(current_app).submit(outbox_ids)
+        except Exception:
+            log.exception("replies to contact %s left for the retry job", receipt.reference)
     log.info(
         "email %s via %s: %s %s (%s)",
         email.message_id,

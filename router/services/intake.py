@@ -123,7 +123,9 @@ class IntakeService:
 
         For a channel whose answer needs more than the result (a chat's queue position, the
         email reply owed): one transaction instead of a second one that reads the contact back.
-        ``view`` may write too; an error in it rolls the new contact back with it.
+        ``view`` may write too; an error in it rolls the new contact back with it. After a
+        lost race (IntegrityError, from the contact or from ``view``'s own writes) ``view``
+        runs again, on the contact the other delivery stored, in a new transaction.
         """
         try:
             with self.db.transaction() as session:

@@ -495,3 +495,45 @@ def test_concurrent_deliveries_of_one_message_store_it_once(
     assert contact_count(db) == 1 and len(inbox.messages) == 1
     with db.session() as session:
         assert session.scalar(select(func.count()).where(StoredEmail.direction == "in")) == 1
+
+
+def test_a_sent_reply_is_recorded_even_if_the_store_is_briefly_busy(
+    client: FlaskClient, db: Database, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail server took the reply; a locked store must not make us send it twice."""
+    from channels.email import service
+
+    original = EmailChannel._record_attempt_once
+    busy = [1]
+
+    def locked_once(self: EmailChannel, *args: Any, **kwargs: Any) -> Any:
+        if busy[0]:
+            busy[0] -= 1
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(service, "RECORD_RETRY_PAUSES", (0.0, 0.0))
+    monkeypatch.setattr(EmailChannel, "_record_attempt_once", locked_once)
+    msg = message()
+    answer = post_mime(client, msg).get_json()
+    assert answer["replies"][0]["status"] == "sent" and busy == [0]
+    (row,) = outbox(db)
+    assert (row.status, row.attempts) == ("sent", 1) and len(inbox.messages) == 1
+
+
+def test_a_reply_that_cannot_be_composed_does_not_cost_the_request(
+    client: FlaskClient, db: Database, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a template bug")
+
+    monkeypatch.setattr(EmailChannel, "_render", broken)
+    msg = message()
+    response = post_mime(client, msg)
+    assert response.status_code == 200
+    assert response.get_json()["suppressed"] == [
+        "the acknowledgement could not be composed (an error was logged)"
+    ]
+    contact = stored_contact(db, str(msg["Message-ID"]))
+    assert contact.status == "waiting" and kinds(db, contact.id)[-1] == "email_reply_suppressed"
+    assert outbox(db) == [] and inbox.messages == []

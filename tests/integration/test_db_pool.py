@@ -53,3 +53,28 @@ def test_an_idle_connection_killed_by_the_server_is_replaced(
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     second = backend_pid(database)  # no error: the dead connection was pinged and replaced
     assert second != first
+
+
+def test_one_failed_ping_replaces_every_connection_the_restart_killed(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert POSTGRES_URL is not None
+    with database.session() as first, database.session() as second:  # two pooled connections
+        pids = {
+            int(first.scalar(text("SELECT pg_backend_pid()")) or 0),
+            int(second.scalar(text("SELECT pg_backend_pid()")) or 0),
+        }
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for pid in pids:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert backend_pid(database) not in pids  # this ping fails and drops the whole pool
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 1e9)  # no more pings
+    with database.session() as first, database.session() as second:
+        fresh = {
+            int(first.scalar(text("SELECT pg_backend_pid()")) or 0),
+            int(second.scalar(text("SELECT pg_backend_pid()")) or 0),
+        }
+    assert not fresh & pids  # the other killed connection was not handed out either
