@@ -284,6 +284,28 @@ def test_the_thread_starts_on_first_use_and_again_after_stop() -> None:
         assert sender.stop(timeout=WAIT_SECONDS)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_thread_that_died_is_replaced_on_the_next_submit() -> None:
+    delivered: list[tuple[int, ...]] = []
+
+    def deliver(outbox_ids: Sequence[int]) -> None:
+        if 1 in outbox_ids:
+            raise SystemExit("worse than an exception: it ends the thread")
+        delivered.append(tuple(outbox_ids))
+
+    sender = EmailSender(deliver, name="email-sender-dies")
+    try:
+        assert sender.submit([1]) and sender.drain(WAIT_SECONDS)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "email-sender-dies" in {t.name for t in threading.enumerate()}:
+            assert time.monotonic() < deadline, "the thread did not end"
+            time.sleep(0.01)
+        assert sender.submit([2]) and sender.drain(WAIT_SECONDS)  # a new thread sends it
+        assert delivered == [(2,)]
+    finally:
+        assert sender.stop(timeout=WAIT_SECONDS)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_process_starts_its_own_thread() -> None:
     read_end, write_end = os.pipe()
