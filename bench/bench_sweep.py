@@ -24,7 +24,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from sqlalchemy import create_engine, text
 from config.policy import load_policy
 from config.settings import DEFAULT_POLICY_DIR
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.services.bootstrap import seed_policy_defaults
 from router.services.sla_monitor import SlaMonitor
 
@@ -262,22 +261,12 @@ def main() -> None:
             print_progress(results[-1])
             path.unlink()
     if postgres:
-        admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
         for count in sizes:
-            schema = f"bench_{uuid.uuid4().hex[:12]}"
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-            separator = "&" if "?" in postgres else "?"
-            url = f"{postgres}{separator}options=-csearch_path%3D{schema}"
-            try:
+            with scratch_schema(postgres, "bench") as url:
                 results.append(
                     measure("postgresql", url, count, lambda n, u=url: load_postgres(u, n))
                 )
                 print_progress(results[-1])
-            finally:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
     else:
         print("TEST_DATABASE_URL is not set: PostgreSQL skipped", file=sys.stderr)
     print()

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,19 +117,10 @@ def prepare_database(env: Mapping[str, str], log: IO[str]) -> None:
 @contextmanager
 def postgres_schema(base_url: str) -> Iterator[str]:
     """Yield a URL on a fresh schema of ``base_url`` (dropped afterwards)."""
-    from sqlalchemy import create_engine, text
+    from router.db import scratch_schema
 
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base_url, "bench") as url:
+        yield url
 
 
 class Gunicorn:

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor
 from router.api.common import (
     PageArgs,
     instant,
@@ -213,10 +213,6 @@ class LockoutArgs(PageArgs):
     state = fields.String(load_default="active", validate=one_of(["active", "expired", "all"]))
 
 
-def _actor() -> str:
-    return current_staff().email
-
-
 @blp.route("")
 class Accounts(MethodView):
     """Accounts."""
@@ -235,7 +231,7 @@ class Accounts(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create an account."""
         rt = runtime()
-        return account_admin.create_account(rt.db, rt.policy, body, actor=_actor())
+        return account_admin.create_account(rt.db, rt.policy, body, actor=current_actor())
 
 
 @blp.route("/<account_id>")
@@ -256,7 +252,9 @@ class AccountItem(MethodView):
     def patch(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
         """Change some of an account's fields (tier, region, partner, contacts...)."""
         rt = runtime()
-        return account_admin.update_account(rt.db, rt.policy, account_id, body, actor=_actor())
+        return account_admin.update_account(
+            rt.db, rt.policy, account_id, body, actor=current_actor()
+        )
 
 
 @blp.route("/<account_id>/admins")
@@ -283,7 +281,7 @@ class Admins(MethodView):
             body["email"],
             name=body.get("name"),
             active=body["active"],
-            actor=_actor(),
+            actor=current_actor(),
         )
 
 
@@ -297,7 +295,9 @@ class AdminItem(MethodView):
     @responds(blp, 404)
     def patch(self, body: dict[str, Any], account_id: str, admin_id: int) -> dict[str, Any]:
         """Rename, deactivate or reactivate an administrator."""
-        return account_admin.update_admin(runtime().db, account_id, admin_id, body, actor=_actor())
+        return account_admin.update_admin(
+            runtime().db, account_id, admin_id, body, actor=current_actor()
+        )
 
 
 @blp.route("/<account_id>/pins")
@@ -323,7 +323,7 @@ class Pins(MethodView):
             rt.db,
             rt.settings.pin_pepper,
             account_id,
-            actor=_actor(),
+            actor=current_actor(),
             admin_id=body.get("admin_id"),
             pin=body.get("pin"),
         )
@@ -339,7 +339,7 @@ class PinItem(MethodView):
     @responds(blp, 404)
     def delete(self, account_id: str, pin_id: int) -> None:
         """Revoke a PIN: it stops working at once."""
-        account_admin.revoke_pin(runtime().db, account_id, pin_id, actor=_actor())
+        account_admin.revoke_pin(runtime().db, account_id, pin_id, actor=current_actor())
 
 
 @blp.route(f"/<account_id>/pins/<{ID}:pin_id>/rotate")
@@ -359,7 +359,7 @@ class RotatePin(MethodView):
             rt.db,
             rt.settings.pin_pepper,
             account_id,
-            actor=_actor(),
+            actor=current_actor(),
             pin=body.get("pin"),
             replace_id=pin_id,
         )
@@ -390,4 +390,4 @@ class LockoutItem(MethodView):
     @responds(lockouts_blp, 404)
     def delete(self, calling_number: str) -> None:
         """Unlock a calling number: it may try PINs again at once."""
-        account_admin.unlock(runtime().db, calling_number, actor=_actor(), now=now())
+        account_admin.unlock(runtime().db, calling_number, actor=current_actor(), now=now())

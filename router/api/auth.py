@@ -50,3 +50,8 @@ def current_staff() -> StaffIdentity:
     """Return the authenticated staff member of this request."""
     identity: StaffIdentity = g.staff
     return identity
+
+
+def current_actor() -> str:
+    """Return who the audit log names for this request's changes (the staff member's email)."""
+    return current_staff().email

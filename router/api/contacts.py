@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor
 from router.api.common import (
     PageArgs,
     instant,
@@ -173,7 +173,7 @@ class Regrade(MethodView):
             rt.policy,
             contact_id,
             Severity(body["severity"]),
-            actor=current_staff().email,
+            actor=current_actor(),
             now=now(),
             reason=body.get("reason"),
         )
@@ -190,7 +190,7 @@ class Accept(MethodView):
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Take a waiting contact out of its queue."""
         return contacts_admin.accept(
-            runtime().db, contact_id, actor=current_staff().email, now=now(), note=body.get("note")
+            runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )
 
 
@@ -207,7 +207,7 @@ class FirstResponse(MethodView):
         return contacts_admin.record_first_response(
             runtime().db,
             contact_id,
-            actor=current_staff().email,
+            actor=current_actor(),
             now=now(),
             at=body.get("at"),
             note=body.get("note"),
@@ -225,5 +225,5 @@ class Resolve(MethodView):
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Resolve a contact (it also counts as the first response if none was recorded)."""
         return contacts_admin.resolve(
-            runtime().db, contact_id, actor=current_staff().email, now=now(), note=body.get("note")
+            runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )

@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor
 from router.api.common import (
     PageArgs,
     instant,
@@ -163,7 +163,7 @@ class Queues(MethodView):
     @responds(blp, 409, 422)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a queue (rules can route to it from then on)."""
-        return queue_admin.create_queue(runtime().db, body, actor=current_staff().email)
+        return queue_admin.create_queue(runtime().db, body, actor=current_actor())
 
 
 @blp.route("/<key>")
@@ -185,7 +185,7 @@ class QueueItem(MethodView):
     def patch(self, body: dict[str, Any], key: str) -> dict[str, Any]:
         """Change a queue (one that rules route to cannot be deactivated)."""
         rt = runtime()
-        return queue_admin.update_queue(rt.db, rt.policy, key, body, actor=current_staff().email)
+        return queue_admin.update_queue(rt.db, rt.policy, key, body, actor=current_actor())
 
     @protected(blp, StaffRole.EDITOR)
     @blp.response(204)
@@ -193,7 +193,7 @@ class QueueItem(MethodView):
     def delete(self, key: str) -> None:
         """Delete a queue no rule routes to and no contact was ever routed to."""
         rt = runtime()
-        queue_admin.delete_queue(rt.db, rt.policy, key, actor=current_staff().email)
+        queue_admin.delete_queue(rt.db, rt.policy, key, actor=current_actor())
 
 
 @overview_blp.route("")

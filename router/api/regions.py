@@ -10,7 +10,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 from werkzeug.routing import BaseConverter, ValidationError
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor
 from router.api.common import (
     PageArgs,
     instant,
@@ -227,7 +227,7 @@ class OverrideItem(MethodView):
             day,
             body["hours"],
             note=body.get("note"),
-            actor=current_staff().email,
+            actor=current_actor(),
             now=now(),
         )
         response = jsonify(OverrideSchema().dump(data))
@@ -240,4 +240,4 @@ class OverrideItem(MethodView):
     def delete(self, key: str, day: date) -> None:
         """Remove the day's override: its usual hours apply again."""
         rt = runtime()
-        calendars.delete_override(rt.db, rt.policy, key, day, actor=current_staff().email)
+        calendars.delete_override(rt.db, rt.policy, key, day, actor=current_actor())

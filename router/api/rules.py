@@ -11,7 +11,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor
 from router.api.common import (
     PageArgs,
     instant,
@@ -301,10 +301,6 @@ class CatalogueSchema(Schema):
 # -- rules -------------------------------------------------------------------------------------
 
 
-def _actor() -> str:
-    return current_staff().email
-
-
 def _rules() -> rules_admin.RuleSetState:
     rt = runtime()
     return rules_admin.get_rules(rt.db, rt.policy)
@@ -350,7 +346,7 @@ class Rules(MethodView):
             base_version=body["base_version"],
             rule=body["rule"],
             position=body.get("position"),
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         )
 
@@ -380,7 +376,7 @@ class RuleItem(MethodView):
             rule_id,
             base_version=body["base_version"],
             rule=body["rule"],
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         )
 
@@ -400,7 +396,7 @@ class RuleItem(MethodView):
             rule_id,
             base_version=body["base_version"],
             changes=changes,
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         )
 
@@ -416,7 +412,7 @@ class RuleItem(MethodView):
             rt.policy,
             rule_id,
             base_version=args["base_version"],
-            actor=_actor(),
+            actor=current_actor(),
             note=args.get("note"),
         ).to_dict()
 
@@ -439,7 +435,7 @@ class MoveRule(MethodView):
             base_version=body["base_version"],
             position=body.get("position"),
             offset=body.get("offset"),
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         )
 
@@ -469,7 +465,7 @@ class RuleSet(MethodView):
             rt.policy,
             base_version=body["base_version"],
             documents=body["rules"],
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         ).to_dict()
 
@@ -490,7 +486,7 @@ class Order(MethodView):
             rt.policy,
             base_version=body["base_version"],
             order=body["order"],
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         ).to_dict()
 
@@ -606,6 +602,6 @@ class Rollback(MethodView):
             rt.policy,
             version,
             base_version=body["base_version"],
-            actor=_actor(),
+            actor=current_actor(),
             note=body.get("note"),
         ).to_dict()

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from router.api.auth import current_staff
+from router.api.auth import current_actor, current_staff
 from router.api.common import (
     PageArgs,
     instant,
@@ -158,10 +158,6 @@ class AuditArgs(PageArgs):
     until = fields.AwareDateTime(validate=validate.Range(min=EARLIEST, max=LATEST))
 
 
-def _actor() -> str:
-    return current_staff().email
-
-
 @me_blp.route("")
 class Me(MethodView):
     """The caller."""
@@ -197,7 +193,7 @@ class Staff(MethodView):
             body["role"],
             name=body.get("name"),
             password=body.get("password"),
-            actor=_actor(),
+            actor=current_actor(),
         )
 
 
@@ -218,7 +214,7 @@ class StaffItem(MethodView):
     @responds(blp, 404, 409, 422)
     def patch(self, body: dict[str, Any], staff_id: int) -> dict[str, Any]:
         """Change a staff user's name, role, active flag or password (one admin must remain)."""
-        return staff_admin.update_staff(runtime().db, staff_id, body, actor=_actor())
+        return staff_admin.update_staff(runtime().db, staff_id, body, actor=current_actor())
 
 
 @blp.route(f"/<{ID}:staff_id>/tokens")
@@ -244,7 +240,7 @@ class Tokens(MethodView):
             staff_id,
             name=body["name"],
             expires_at=body.get("expires_at"),
-            actor=_actor(),
+            actor=current_actor(),
             now=now(),
         )
         return issued, NO_STORE
@@ -259,7 +255,9 @@ class TokenItem(MethodView):
     @responds(blp, 404)
     def delete(self, staff_id: int, token_id: int) -> dict[str, Any]:
         """Revoke a token at once."""
-        return staff_admin.revoke_token(runtime().db, staff_id, token_id, actor=_actor(), now=now())
+        return staff_admin.revoke_token(
+            runtime().db, staff_id, token_id, actor=current_actor(), now=now()
+        )
 
 
 @audit_blp.route("")

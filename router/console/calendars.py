@@ -53,6 +53,14 @@ def _hours(text: str) -> list[list[str]]:
     return out
 
 
+def _form_day() -> date:
+    """Return the form's day, or raise Invalid with how to give one."""
+    try:
+        return date.fromisoformat(request.form.get("day", "").strip())
+    except ValueError:
+        raise Invalid("day: use the date picker (YYYY-MM-DD)") from None
+
+
 @blueprint.post("/calendars/overrides")
 @login_required(StaffRole.EDITOR)
 def override_set() -> BaseResponse:
@@ -60,10 +68,7 @@ def override_set() -> BaseResponse:
     rt = runtime()
     region = request.form.get("region", "")
     try:
-        try:
-            day = date.fromisoformat(request.form.get("day", "").strip())
-        except ValueError:
-            raise Invalid("day: use the date picker (YYYY-MM-DD)") from None
+        day = _form_day()
         hours = [] if request.form.get("closed") == "on" else _hours(request.form.get("hours", ""))
         _data, created = calendar_admin.put_override(
             rt.db,
@@ -88,10 +93,7 @@ def override_delete() -> BaseResponse:
     rt = runtime()
     region = request.form.get("region", "")
     try:
-        try:
-            day = date.fromisoformat(request.form.get("day", "").strip())
-        except ValueError:
-            raise Invalid("bad day") from None
+        day = _form_day()
         calendar_admin.delete_override(rt.db, rt.policy, region, day, actor=actor(), now=now())
         flash(f"Removed the override for {day.isoformat()}.", "info")
     except ServiceError as exc:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.policy import Policy
@@ -23,7 +23,7 @@ from router.pins import PIN_MAX_LENGTH, PinError, is_trivial, pin_hash, validate
 from router.services import audit
 from router.services.accounts import ACCOUNT_FIELDS, account_snapshot, parse_account_row
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import iso, paginate
+from router.services.paging import contains_text, iso, paginate
 from router.validation import normalise_email
 
 _ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
@@ -63,10 +63,6 @@ def pin_dict(pin: SupportPin) -> dict[str, Any]:
     }
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def list_accounts(
     db: Database,
     *,
@@ -89,13 +85,7 @@ def list_accounts(
     if is_partner is not None:
         stmt = stmt.where(Account.is_partner.is_(is_partner))
     if q:
-        needle = f"%{_escape_like(q.strip().lower())}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Account.id).like(needle, escape="\\"),
-                func.lower(Account.name).like(needle, escape="\\"),
-            )
-        )
+        stmt = stmt.where(contains_text(q, Account.id, Account.name))
     with db.session() as session:
         return paginate(session, stmt, page, per_page, account_dict)
 

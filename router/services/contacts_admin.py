@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.policy import Policy
@@ -20,7 +20,7 @@ from router.domain import ContactStatus, Severity, SlaState
 from router.models import Account, Contact, ContactEvent
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import iso, page_dict
+from router.services.paging import contains_text, iso, page_dict
 from router.services.queue_admin import effective_sla_state
 from router.services.routing import RoutingCache
 from router.sla import SlaClock, regrade, start_clock
@@ -141,19 +141,12 @@ def _filtered(filters: Mapping[str, Any], now: datetime) -> Select[Any]:
     if filters.get("received_until") is not None:
         stmt = stmt.where(Contact.received_at < filters["received_until"])
     if filters.get("q"):
-        needle = f"%{_escape_like(str(filters['q']).strip().lower())}%"
         stmt = stmt.where(
-            or_(
-                func.lower(Contact.subject).like(needle, escape="\\"),
-                func.lower(Contact.from_address).like(needle, escape="\\"),
-                func.lower(Contact.external_id).like(needle, escape="\\"),
+            contains_text(
+                str(filters["q"]), Contact.subject, Contact.from_address, Contact.external_id
             )
         )
     return stmt
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def list_contacts(

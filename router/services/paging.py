@@ -7,13 +7,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
+
+
+def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
+    """Return a filter: any of ``columns`` contains ``text``, case-insensitively and literally."""
+    # LIKE's wildcards in the search text are escaped: searching "50%" or "a_b" finds just that.
+    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    needle = f"%{escaped}%"
+    return or_(*(func.lower(column).like(needle, escape="\\") for column in columns))
 
 
 def page_dict(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:

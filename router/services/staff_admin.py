@@ -15,7 +15,7 @@ from router.domain import StaffRole
 from router.models import ApiToken, StaffUser
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import iso, paginate
+from router.services.paging import contains_text, iso, paginate
 from router.services.staff import StaffError, create_staff, issue_token
 from router.validation import normalise_email
 
@@ -68,13 +68,7 @@ def list_staff(
     if active is not None:
         stmt = stmt.where(StaffUser.active.is_(active))
     if q:
-        needle = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%") + "%"
-        stmt = stmt.where(
-            or_(
-                func.lower(StaffUser.email).like(needle, escape="\\"),
-                func.lower(StaffUser.name).like(needle, escape="\\"),
-            )
-        )
+        stmt = stmt.where(contains_text(q, StaffUser.email, StaffUser.name))
     with db.session() as session:
         return paginate(session, stmt, page, per_page, staff_dict)
 

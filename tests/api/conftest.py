@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
 from app import create_app
 from router import migrate
+from router.db import scratch_schema
 from router.domain import Category, Channel, Severity, Topic
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import load_demo_data
@@ -42,19 +42,9 @@ def migrated_database(param: str, tmp_path_factory: pytest.TempPathFactory) -> I
         return
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
+    with scratch_schema(POSTGRES_URL, "test") as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def demo_app(url: str) -> Flask:

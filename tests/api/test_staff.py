@@ -50,6 +50,10 @@ def test_staff_users(api: ApiClient) -> None:
     }
     found = api.get("staff", role="admin", query={"q": "NEW.PERSON"}).get_json()
     assert [s["id"] for s in found["items"]] == [body["id"]]
+    # The search text is literal: "_" and "%" are not LIKE wildcards ("new_person" != "new.person").
+    for literal in ("new_person", "new%person"):
+        none = api.get("staff", role="admin", query={"q": literal}).get_json()
+        assert none["items"] == [], literal
 
     promoted = api.patch(f"staff/{body['id']}", role="admin", json={"role": "admin"})
     assert promoted.status_code == 200 and promoted.get_json()["role"] == "admin"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -15,7 +14,7 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -26,7 +25,7 @@ from channels.chat.views import chat_service
 from config import Settings
 from config.policy import Policy
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.models import Account, Base, Contact, ContactEvent
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.accounts import import_accounts_csv
@@ -125,23 +124,12 @@ def postgres_schema(policy: Policy) -> Iterator[PreparedPostgres]:
     """Yield a PostgreSQL schema prepared once per run (dropped at the end)."""
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"test_chat_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    prepared = None
-    try:
-        prepared = PreparedPostgres(
-            f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", policy
-        )
-        yield prepared
-    finally:
-        if prepared is not None:
+    with scratch_schema(POSTGRES_URL, "test_chat") as url:
+        prepared = PreparedPostgres(url, policy)
+        try:
+            yield prepared
+        finally:
             prepared.db.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -35,7 +35,7 @@ from channels.email.models import EmailMessage as StoredEmail
 from config import Settings
 from config.policy import Policy
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.models import Contact, ContactEvent
 from router.runtime import EXTENSION_KEY
 from router.services.accounts import import_accounts_csv
@@ -195,20 +195,10 @@ def _postgres_schema(policy: Policy) -> Iterator[str]:
     """Migrate and seed one PostgreSQL schema for the session."""
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"test_email_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
+    with scratch_schema(POSTGRES_URL, "test_email") as url:
         migrate.upgrade(url)
         _seed(url, policy)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from channels.chat.tokens import mint_portal_token
 from channels.email.models import EmailMessage as StoredEmail
@@ -38,7 +38,7 @@ from channels.voice.simulate import Verb, parse_twiml
 from config import Settings
 from config.policy import Policy
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.models import Contact, ContactEvent
 from router.services.demo import load_demo_data
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
@@ -79,17 +79,8 @@ def postgres_schema(prefix: str) -> Iterator[str]:
 
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL, prefix) as url:
+        yield url
 
 
 def app_settings(url: str, **overrides: Any) -> Settings:

@@ -7,7 +7,6 @@ import random
 import shutil
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +23,7 @@ from sqlalchemy import create_engine, inspect, make_url, pool, select, text, upd
 from config.policy import Policy
 from config.settings import Settings
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.domain import Channel, Severity, Topic
 from router.mailer import Mailer, MemoryTransport, SmtpTransport
 from router.models import Account, Admin, Contact, ContactEvent, Queue
@@ -61,23 +60,13 @@ def postgres_schema() -> Iterator[tuple[str, list[str]]]:
     """Yield the URL of a PostgreSQL schema migrated to head, and its tables (children first)."""
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"test_scheduler_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
+    with scratch_schema(POSTGRES_URL, "test_scheduler") as url:
         migrate.upgrade(url)
         engine = create_engine(url)
         present = set(inspect(engine).get_table_names()) - {"alembic_version"}
         engine.dispose()
         ordered = [t.name for t in reversed(migrate.metadata().sorted_tables)]
         yield url, [t for t in ordered if t in present] + sorted(present - set(ordered))
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

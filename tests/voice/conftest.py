@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
-from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy import delete, event, select, update
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -25,7 +26,7 @@ from channels.voice.views import IDEMPOTENCY_HEADER, SERVICE_KEY
 from config import Settings
 from config.policy import Policy
 from router import migrate
-from router.db import Database
+from router.db import Database, scratch_schema
 from router.models import (
     Admin,
     Contact,
@@ -117,29 +118,20 @@ def voice_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, policy: Policy
 ) -> Iterator[str]:
     """Yield a database URL migrated once and loaded with the demo data (plus a Standard PIN)."""
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('voice') / 'voice.sqlite3'}"
-    else:
-        if not POSTGRES_URL:
-            pytest.skip(POSTGRES_SKIP_REASON)
-        schema = f"voice_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    migrate.upgrade(url)
-    db = Database(url)
-    load_demo_data(db, policy, TEST_PEPPER, NOW - timedelta(days=1))
-    with db.transaction() as session:
-        session.add(SupportPin(account_id="globex", pin_hash=pin_hash(TEST_PEPPER, GLOBEX_PIN)))
-    db.dispose()
-    yield url
-    if schema is not None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('voice') / 'voice.sqlite3'}"
+        else:
+            if not POSTGRES_URL:
+                pytest.skip(POSTGRES_SKIP_REASON)
+            url = stack.enter_context(scratch_schema(POSTGRES_URL, "voice"))
+        migrate.upgrade(url)
+        db = Database(url)
+        load_demo_data(db, policy, TEST_PEPPER, NOW - timedelta(days=1))
+        with db.transaction() as session:
+            session.add(SupportPin(account_id="globex", pin_hash=pin_hash(TEST_PEPPER, GLOBEX_PIN)))
+        db.dispose()
+        yield url
 
 
 def _reset(url: str) -> None:
