@@ -162,14 +162,7 @@ def parse_idempotency_key(raw: str | None) -> str | None:
 def parse_chat_open(body: Any, *, message_max_chars: int) -> ChatOpen:
     """Read ``{"topic", "subject", "severity"?, "message"?}``."""
     data = _object(body)
-    subject = clean_text(
-        data.get("subject"),
-        field="subject",
-        max_chars=SUBJECT_MAX_CHARS,
-        required=True,
-        single_line=True,
-    )
-    assert subject is not None
+    subject = _subject(data)
     return ChatOpen(
         topic=_required(parse_topic(data.get("topic"), required=True)),
         subject=subject,
@@ -178,6 +171,19 @@ def parse_chat_open(body: Any, *, message_max_chars: int) -> ChatOpen:
             data.get("message"), field="message", max_chars=message_max_chars, required=False
         ),
     )
+
+
+def _subject(data: dict[str, Any]) -> str:
+    """Return the required one-line subject."""
+    subject = clean_text(
+        data.get("subject"),
+        field="subject",
+        max_chars=SUBJECT_MAX_CHARS,
+        required=True,
+        single_line=True,
+    )
+    assert subject is not None  # required
+    return subject
 
 
 def parse_chat_message(body: Any, *, max_chars: int) -> ChatMessage:
@@ -200,17 +206,11 @@ def parse_handoff(body: Any, *, max_chars: int) -> str | None:
 def parse_portal_request(body: Any, *, text_max_chars: int) -> PortalRequest:
     """Read the Contact Support form (SPEC 4.3); text fields hold at most ``text_max_chars``."""
     data = _object(body)
-    subject = clean_text(
-        data.get("subject"),
-        field="subject",
-        max_chars=SUBJECT_MAX_CHARS,
-        required=True,
-        single_line=True,
-    )
+    subject = _subject(data)
     description = clean_text(
         data.get("description"), field="description", max_chars=text_max_chars, required=True
     )
-    assert subject is not None and description is not None
+    assert description is not None  # required
     recognised_raw = data.get("recognised_at")
     recognised_at = None
     if recognised_raw not in (None, ""):
