@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -379,6 +380,18 @@ class OpsEvent(Base):
     severity: Mapped[str] = mapped_column(String(16), default="warning")
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RateLimitBucket(Base):
+    """A token bucket shared by every process (PIN guesses, console logins, email rejections)."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    # Seconds since the Unix epoch: plain numbers keep the refill arithmetic in one portable
+    # UPDATE on SQLite and PostgreSQL alike (no dialect's interval functions).
+    refilled_at: Mapped[float] = mapped_column(Float)
 
 
 @event.listens_for(Session, "before_flush")
