@@ -33,6 +33,7 @@ DELIVERY_JOB = "deliver-notifications"
 TRIAL_JOB = "trial-expiry"
 PIN_LOCKOUT_JOB = "pin-lockout-expiry"
 REPLAY_JOB = "replay-token-purge"
+RATE_LIMIT_JOB = "rate-limit-purge"
 EMAIL_OUTBOX_JOB = "email-outbox"
 
 
@@ -92,6 +93,7 @@ def specs(settings: Settings) -> tuple[JobSpec, ...]:
         JobSpec(TRIAL_JOB, f"{__name__}:trial_expiry", housekeeping, "Trial expiry"),
         JobSpec(PIN_LOCKOUT_JOB, f"{__name__}:pin_lockout_expiry", housekeeping, "PIN lock-outs"),
         JobSpec(REPLAY_JOB, f"{__name__}:replay_token_purge", housekeeping, "Replay tokens"),
+        JobSpec(RATE_LIMIT_JOB, f"{__name__}:rate_limit_purge", housekeeping, "Rate limits"),
         JobSpec(EMAIL_OUTBOX_JOB, f"{__name__}:email_outbox_retry", sweep, "Email replies"),
     )
 
@@ -174,6 +176,14 @@ def replay_token_purge() -> dict[str, Any]:
     return _run(REPLAY_JOB, work)
 
 
+def rate_limit_purge() -> dict[str, Any]:
+    """Remove rate-limit buckets idle long enough to be full again."""
+    return _run(
+        RATE_LIMIT_JOB,
+        lambda ctx, now: {"removed": maintenance.purge_rate_limit_buckets(ctx.db, now)},
+    )
+
+
 def email_outbox_retry() -> dict[str, Any]:
     """Retry the email channel's replies (acknowledgements) whose next attempt is due."""
 
@@ -198,6 +208,7 @@ def run_all_once() -> dict[str, dict[str, Any]]:
         trial_expiry,
         pin_lockout_expiry,
         replay_token_purge,
+        rate_limit_purge,
         email_outbox_retry,
     ):
         results[job.__name__] = _safely(job)

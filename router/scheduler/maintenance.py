@@ -1,4 +1,4 @@
-"""Housekeeping the scheduler runs: trial expiry, PIN lock-out expiry, replay-token purge."""
+"""Housekeeping the scheduler runs: trial expiry, PIN lock-out expiry, purges of old state."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from router.db import Database
 from router.domain import Tier
 from router.models import Account, PinLockout
 from router.scheduler.state import rowcount
-from router.services import audit
+from router.services import audit, ratelimit
 
 log = logging.getLogger(__name__)
 
 ACTOR = "scheduler"
+# Rate-limit buckets untouched this long are full again for every limit the service sets (none
+# refills over more than a day), so deleting them changes no decision.
+RATE_LIMIT_IDLE = timedelta(days=2)
 
 
 def expire_trials(db: Database, trial_days: int, now: datetime) -> list[str]:
@@ -96,3 +99,10 @@ def purge_replay_tokens(db: Database, now: datetime, freshness: timedelta) -> in
                 .execution_options(synchronize_session=False)
             )
         )
+
+
+def purge_rate_limit_buckets(db: Database, now: datetime) -> int:
+    """Delete rate-limit buckets idle long enough to be full again; return how many."""
+    now = as_utc(now, "now")
+    with db.transaction() as session:
+        return ratelimit.purge_idle(session, before=now - RATE_LIMIT_IDLE)

@@ -1,4 +1,4 @@
-"""Housekeeping: trial expiry with an audit entry, PIN lock-out expiry, replay-token purge."""
+"""Housekeeping: trial expiry with an audit entry, PIN lock-out expiry, replay-token and rate-limit purges."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from channels.email.models import WebhookReplayToken
 from config.policy import Policy
 from router.db import Database
 from router.models import Account, AuditEntry, PinLockout
-from router.scheduler.maintenance import expire_pin_lockouts, expire_trials, purge_replay_tokens
+from router.scheduler.maintenance import (
+    expire_pin_lockouts,
+    expire_trials,
+    purge_rate_limit_buckets,
+    purge_replay_tokens,
+)
+from router.services import ratelimit
+from router.services.ratelimit import RateLimit
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 
@@ -111,3 +118,15 @@ def test_replay_tokens_are_purged_once_no_replay_could_pass(db: Database) -> Non
             "fresh",
             "recent",
         ]
+
+
+def test_idle_rate_limit_buckets_are_purged_and_busy_ones_kept(db: Database) -> None:
+    limit = RateLimit.per_window(1, 3600)
+    with db.transaction() as session:
+        ratelimit.take(session, "idle", limit, now=NOW - timedelta(days=3))
+        ratelimit.take(session, "busy", limit, now=NOW - timedelta(minutes=1))
+    assert purge_rate_limit_buckets(db, NOW) == 1
+    with db.transaction() as session:
+        # The busy bucket kept its spent token; the idle one starts full.
+        assert not ratelimit.take(session, "busy", limit, now=NOW).allowed
+        assert ratelimit.take(session, "idle", limit, now=NOW).allowed
