@@ -394,6 +394,39 @@ class RateLimitBucket(Base):
     refilled_at: Mapped[float] = mapped_column(Float)
 
 
+# -- console log-in: server-side sessions and per-address lock-outs (migration 0009) ----------
+
+
+class ConsoleSession(Base):
+    """A console log-in; the signed cookie carries its token, only the SHA-256 is stored."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsoleLoginLock(Base):
+    """Failed console log-ins for one email address, and its lock-out (existing or not, so the
+    answers never tell whether a staff user has that address)."""
+
+    __tablename__ = "console_login_locks"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+
+
 @event.listens_for(Session, "before_flush")
 def _keep_append_only(session: Session, _context: Any, _instances: Any) -> None:
     """Refuse updates and deletes of timeline events and audit entries."""
