@@ -101,6 +101,14 @@ class Settings:
     notify_webhook_timeout_seconds: int = 5
     notify_max_attempts: int = 8
     metrics_cache_seconds: int = 5
+    # Console log-in: lock-outs per email address, throttling per client address, sessions.
+    console_login_lockout_failures: int = 5
+    console_login_lockout_seconds: int = 300
+    console_login_lockout_max_seconds: int = 3600
+    console_login_ip_failures: int = 20
+    console_login_ip_window_seconds: int = 600
+    console_session_idle_minutes: int = 120
+    console_session_max_hours: int = 12
     # Secrets production must be given; names are the environment variables.
     required_secrets: tuple[str, ...] = field(
         default=("SECRET_KEY", "PIN_PEPPER", "PORTAL_JWT_SECRET", "TWILIO_AUTH_TOKEN"),
@@ -148,6 +156,7 @@ class Settings:
             raise SettingsError("PUBLIC_BASE_URL must start with http:// or https://")
         self._validate_voice()
         self._validate_scheduler()
+        self._validate_console()
         if self.is_production:
             for variable in self.required_secrets:
                 value = getattr(self, _ENV_TO_FIELD[variable])
@@ -207,6 +216,23 @@ class Settings:
         if self.scheduler_stale_after_seconds <= self.sla_sweep_interval_seconds:
             raise SettingsError(
                 "SCHEDULER_STALE_AFTER_SECONDS must be longer than SLA_SWEEP_INTERVAL_SECONDS"
+            )
+
+    def _validate_console(self) -> None:
+        """Check the console's log-in limits and session lifetimes."""
+        for variable, (lowest, highest) in _CONSOLE_RANGES.items():
+            value = getattr(self, _ENV_TO_FIELD[variable])
+            if not lowest <= value <= highest:
+                raise SettingsError(
+                    f"{variable} must be between {lowest} and {highest}, not {value}"
+                )
+        if self.console_login_lockout_max_seconds < self.console_login_lockout_seconds:
+            raise SettingsError(
+                "CONSOLE_LOGIN_LOCKOUT_MAX_SECONDS must be at least CONSOLE_LOGIN_LOCKOUT_SECONDS"
+            )
+        if self.console_session_idle_minutes > self.console_session_max_hours * 60:
+            raise SettingsError(
+                "CONSOLE_SESSION_IDLE_MINUTES must not exceed CONSOLE_SESSION_MAX_HOURS"
             )
 
     def twilio_shared_key_secrets(self) -> dict[str, str]:
@@ -340,6 +366,13 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "NOTIFY_WEBHOOK_TIMEOUT_SECONDS": ("notify_webhook_timeout_seconds", int),
     "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", int),
     "METRICS_CACHE_SECONDS": ("metrics_cache_seconds", int),
+    "CONSOLE_LOGIN_LOCKOUT_FAILURES": ("console_login_lockout_failures", int),
+    "CONSOLE_LOGIN_LOCKOUT_SECONDS": ("console_login_lockout_seconds", int),
+    "CONSOLE_LOGIN_LOCKOUT_MAX_SECONDS": ("console_login_lockout_max_seconds", int),
+    "CONSOLE_LOGIN_IP_FAILURES": ("console_login_ip_failures", int),
+    "CONSOLE_LOGIN_IP_WINDOW_SECONDS": ("console_login_ip_window_seconds", int),
+    "CONSOLE_SESSION_IDLE_MINUTES": ("console_session_idle_minutes", int),
+    "CONSOLE_SESSION_MAX_HOURS": ("console_session_max_hours", int),
 }
 # Scheduler limits: (lowest, highest) allowed value of each variable.
 _SCHEDULER_RANGES = {
@@ -366,6 +399,16 @@ _VOICE_RANGES = {
     "PIN_SLOWDOWN_MS": (0, 10_000),
     "IVR_PROMPT_REPEATS": (0, 5),
     "IVR_GATHER_TIMEOUT_SECONDS": (1, 60),
+}
+# Console log-in limits and session lifetimes: (lowest, highest) allowed value of each variable.
+_CONSOLE_RANGES = {
+    "CONSOLE_LOGIN_LOCKOUT_FAILURES": (1, 100),
+    "CONSOLE_LOGIN_LOCKOUT_SECONDS": (1, 86400),
+    "CONSOLE_LOGIN_LOCKOUT_MAX_SECONDS": (1, 30 * 86400),
+    "CONSOLE_LOGIN_IP_FAILURES": (1, 100_000),
+    "CONSOLE_LOGIN_IP_WINDOW_SECONDS": (1, 86400),
+    "CONSOLE_SESSION_IDLE_MINUTES": (1, 30 * 24 * 60),
+    "CONSOLE_SESSION_MAX_HOURS": (1, 30 * 24),
 }
 _OPTIONAL_SECRETS = (
     "SENDGRID_BASIC_PASSWORD",
@@ -435,4 +478,11 @@ _PUBLIC_FIELDS = {
     "pin_slowdown_ms",
     "ivr_prompt_repeats",
     "ivr_gather_timeout_seconds",
+    "console_login_lockout_failures",
+    "console_login_lockout_seconds",
+    "console_login_lockout_max_seconds",
+    "console_login_ip_failures",
+    "console_login_ip_window_seconds",
+    "console_session_idle_minutes",
+    "console_session_max_hours",
 }
