@@ -32,11 +32,15 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+import re2
+
 from router.domain import Category, Channel, Severity, Tier, Topic
 
 __all__ = [
     "FIELDS",
     "OPERATORS",
+    "PATTERN_MAX_CHARS",
+    "PATTERN_TEXT_CHARS",
     "ContactAttributes",
     "Decision",
     "FieldSpec",
@@ -218,6 +222,35 @@ _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _MAX_DEPTH: Final = 8
 _TRACE_CACHE_SIZE: Final = 20_000
 _FIELD_LIST: Final = ", ".join([*FIELDS, "attrs.<name>"])
+
+# ``matches`` patterns come from staff and run on text from anyone, so they use RE2, which
+# matches in time linear in the text (Python's re backtracks: '^(a+)+$' on 40 characters never
+# finishes). A pattern sees at most the first PATTERN_TEXT_CHARS characters of its text, which
+# bounds each search; RE2's memory per pattern is bounded by _PATTERN_MEMORY (larger programs are
+# refused when the rule is saved).
+PATTERN_TEXT_CHARS: Final = 1_000
+PATTERN_MAX_CHARS: Final = 1_000
+_PATTERN_MEMORY: Final = 2 << 20
+# RE2's own words for the Perl features it lacks; those errors get a hint on what to use instead.
+_UNSUPPORTED: Final = (
+    "invalid perl operator",
+    "invalid escape sequence",
+    "bad repetition operator",
+)
+_RE2_HINT: Final = (
+    "rule patterns use RE2 syntax: no backreferences, lookahead, lookbehind or possessive "
+    "quantifiers"
+)
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # refused patterns are reported to the editor, not to stderr
+    options.max_mem = _PATTERN_MEMORY
+    return options
+
+
+_RE2_OPTIONS: Final = _re2_options()
 
 
 def field_catalogue() -> list[dict[str, Any]]:
@@ -1168,12 +1201,28 @@ def _string(raw: object, *, allow_empty: bool, sub: str = "") -> str:
     return raw
 
 
-def _regex(raw: object) -> re.Pattern[str]:
+def _regex(raw: object) -> Any:
+    """Compile a rule pattern with RE2; refuse what RE2 cannot run in linear time."""
     pattern = _string(raw, allow_empty=False)
+    if len(pattern) > PATTERN_MAX_CHARS:
+        raise _Invalid(
+            f"regular expression too long ({len(pattern)} characters; at most {PATTERN_MAX_CHARS})"
+        )
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise _Invalid(f"bad regular expression {pattern!r}: {exc}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        raw_reason = exc.args[0] if exc.args else ""
+        reason = (
+            raw_reason.decode("utf-8", "replace")
+            if isinstance(raw_reason, bytes)
+            else str(raw_reason)
+        )
+        message = f"bad regular expression {pattern!r}: {reason}"
+        if any(reason.startswith(words) for words in _UNSUPPORTED):
+            message += f" ({_RE2_HINT})"
+        elif reason.startswith("pattern too large"):
+            message += " (make it simpler or shorter)"
+        raise _Invalid(message) from None
 
 
 def _datetime(raw: object) -> datetime:
@@ -1241,10 +1290,12 @@ def _compile_attr(
 def _searcher(raw: object, searchers: dict[str, Callable[[str], bool]]) -> Callable[[str], bool]:
     """Return a shared test for the pattern that remembers its last text and result."""
     pattern = _regex(raw)
-    cached = searchers.get(pattern.pattern)
+    key: str = pattern.pattern
+    cached = searchers.get(key)
     if cached is not None:
         return cached
     search = pattern.search
+    limit = PATTERN_TEXT_CHARS
     # A regular expression costs about a microsecond per search; several rules often test the
     # same pattern against the same subject within one route() call. Texts are compared by
     # identity (cheap, and an identical object has identical contents); the (text, result) pair
@@ -1255,11 +1306,15 @@ def _searcher(raw: object, searchers: dict[str, Callable[[str], bool]]) -> Calla
         seen, result = last[0]
         if seen is text:
             return result
-        result = search(text) is not None
+        try:
+            result = search(text[:limit]) is not None
+        except UnicodeEncodeError:  # RE2 reads UTF-8; a lone surrogate cannot be encoded
+            clean = text[:limit].encode("utf-8", "replace").decode("utf-8")
+            result = search(clean) is not None
         last[0] = (text, result)
         return result
 
-    searchers[pattern.pattern] = test
+    searchers[key] = test
     return test
 
 

@@ -12,6 +12,8 @@ from router.domain import Category, Channel, Severity, Tier, Topic
 from router.rules import (
     FIELDS,
     OPERATORS,
+    PATTERN_MAX_CHARS,
+    PATTERN_TEXT_CHARS,
     ContactAttributes,
     Decision,
     RuleError,
@@ -214,7 +216,7 @@ class TestValidation:
         error = condition_error(cond("subject", "matches", "outage|(down"))
         assert error.path == "rules[0].when.all[0].value"
         assert "bad regular expression 'outage|(down'" in error.message
-        assert "missing ), unterminated subpattern at position 7" in error.message
+        assert "missing )" in error.message
 
     def test_bad_regular_expression_on_a_custom_attribute(self) -> None:
         error = condition_error(cond("attrs.plan", "matches", "[a-"))
@@ -608,6 +610,87 @@ def test_regex_memo_distinguishes_subjects() -> None:
 # --------------------------------------------------------------------------------------------
 # Groups, order, disabled and default rules
 # --------------------------------------------------------------------------------------------
+
+
+class TestPatterns:
+    """Rule patterns run on RE2: linear time, bounded text, unsupported syntax refused."""
+
+    @pytest.mark.parametrize(
+        ("pattern", "words"),
+        [
+            (r"(?=outage)out", "invalid perl operator: (?="),
+            (r"(?<!no )outage", "invalid perl operator: (?<"),
+            (r"(?!x)y", "invalid perl operator: (?!"),
+            (r"(down)\1", "invalid escape sequence: \\1"),
+            (r"a++", "bad repetition operator: ++"),
+        ],
+    )
+    def test_unsupported_syntax_is_refused_naming_the_condition(
+        self, pattern: str, words: str
+    ) -> None:
+        errors = errors_of(
+            [
+                rule("vip", cond("tier", "eq", "premium"), cond("subject", "matches", pattern)),
+                DEFAULT_RULE,
+            ]
+        )
+        assert len(errors) == 1
+        assert errors[0].path == "rules[0].when.all[1].value"
+        assert f"bad regular expression {pattern!r}" in errors[0].message
+        assert words in errors[0].message
+        assert "RE2 syntax: no backreferences, lookahead, lookbehind" in errors[0].message
+
+    def test_unsupported_syntax_on_a_custom_attribute_is_refused(self) -> None:
+        error = condition_error(cond("attrs.plan", "matches", r"(?<=x)y"))
+        assert error.path == "rules[0].when.all[0].value"
+        assert "lookbehind" in error.message
+
+    def test_too_long_pattern_is_refused(self) -> None:
+        error = condition_error(cond("subject", "matches", "a" * (PATTERN_MAX_CHARS + 1)))
+        assert error.path == "rules[0].when.all[0].value"
+        assert f"at most {PATTERN_MAX_CHARS}" in error.message
+
+    def test_too_large_program_is_refused(self) -> None:
+        error = condition_error(cond("subject", "matches", r"\p{L}{200}"))
+        assert "pattern too large" in error.message
+
+    @pytest.mark.parametrize(
+        ("pattern", "subject", "expected"),
+        [
+            (r"^(a+)+$", "a" * 29 + "!", "default"),
+            (r"^(a+)+$", "a" * 900 + "!", "default"),
+            (r"^(a+)+$", "a" * 40, "r"),
+            (r"^(\w+\s?)+$", "word " * 150 + "!", "default"),
+            (r"^(\w+\s?)+$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "default"),
+            (r"^(\w+\s?)+$", "Cannot log in", "r"),
+            (r"(x+x+)+y", "x" * 5000, "default"),
+            (r"^(a|aa)+$", "a" * 100 + "b", "default"),
+        ],
+    )
+    def test_catastrophic_patterns_route_at_once(
+        self, pattern: str, subject: str, expected: str
+    ) -> None:
+        # Each of the "default" cases took seconds, or never finished, with Python's re.
+        ruleset = compile_docs([rule("r", cond("subject", "matches", pattern)), DEFAULT_RULE])
+        assert ruleset.route(contact(subject=subject)).matched_rule == expected
+
+    def test_pattern_sees_only_the_first_characters(self) -> None:
+        ruleset = compile_docs([rule("r", cond("subject", "matches", "outage")), DEFAULT_RULE])
+        early = "outage " + "x" * PATTERN_TEXT_CHARS
+        late = "x" * PATTERN_TEXT_CHARS + " outage"
+        assert ruleset.route(contact(subject=early)).matched_rule == "r"
+        assert ruleset.route(contact(subject=late)).matched_rule == "default"
+
+    def test_lone_surrogate_in_the_text_does_not_break_routing(self) -> None:
+        ruleset = compile_docs([rule("r", cond("subject", "matches", "outage")), DEFAULT_RULE])
+        assert ruleset.route(contact(subject="outage \ud800")).matched_rule == "r"
+        assert ruleset.route(contact(subject="\ud800")).matched_rule == "default"
+
+    def test_flags_classes_and_unicode_properties_still_work(self) -> None:
+        assert holds(cond("subject", "matches", r"(?i)\bCANNOT\b"), contact())
+        assert holds(cond("subject", "matches", r"^\p{Lu}\p{Ll}+\s"), contact())
+        assert holds(cond("subject", "matches", r"(?P<verb>log)\s+in"), contact())
+        assert not holds(cond("subject", "matches", r"^\p{Lu}+$"), contact())
 
 
 class TestGroups:
