@@ -43,6 +43,10 @@ class StaffSchema(Schema):
     active = fields.Boolean()
     has_password = fields.Boolean(metadata={"description": "May log in to the console"})
     created_at = instant()
+    login_locked_until = instant(
+        description="Console log-in locked out after failed passwords until then (null: not "
+        "locked); POST /staff/{id}/unlock lifts it"
+    )
 
 
 class TokenSchema(Schema):
@@ -179,7 +183,7 @@ class Staff(MethodView):
     @blp.response(200, page_schema(StaffSchema, "StaffPage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List staff users (filter by role, active, text)."""
-        return staff_admin.list_staff(runtime().db, **args)
+        return staff_admin.list_staff(runtime().db, now=now(), **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(StaffCreateSchema)
@@ -213,8 +217,25 @@ class StaffItem(MethodView):
     @blp.response(200, StaffSchema)
     @responds(blp, 404, 409, 422)
     def patch(self, body: dict[str, Any], staff_id: int) -> dict[str, Any]:
-        """Change a staff user's name, role, active flag or password (one admin must remain)."""
-        return staff_admin.update_staff(runtime().db, staff_id, body, actor=current_actor())
+        """Change a staff user's name, role, active flag or password (one admin must remain).
+
+        Deactivating a user or changing their password ends their console sessions.
+        """
+        return staff_admin.update_staff(
+            runtime().db, staff_id, body, actor=current_actor(), now=now()
+        )
+
+
+@blp.route(f"/<{ID}:staff_id>/unlock")
+class StaffUnlock(MethodView):
+    """A staff user's console log-in lock-out."""
+
+    @protected(blp, StaffRole.ADMIN)
+    @blp.response(200, StaffSchema)
+    @responds(blp, 404)
+    def post(self, staff_id: int) -> dict[str, Any]:
+        """Lift a console log-in lock-out and forget the failed log-ins (harmless if none)."""
+        return staff_admin.unlock_login(runtime().db, staff_id, actor=current_actor(), now=now())
 
 
 @blp.route(f"/<{ID}:staff_id>/tokens")

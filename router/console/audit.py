@@ -42,7 +42,7 @@ def audit() -> str:
 def staff() -> str:
     """List staff users."""
     page, per_page = page_args()
-    listed = staff_admin.list_staff(runtime().db, page=page, per_page=per_page)
+    listed = staff_admin.list_staff(runtime().db, page=page, per_page=per_page, now=now())
     return render_template("console/staff.html", listed=listed, roles=[r.value for r in StaffRole])
 
 
@@ -76,8 +76,20 @@ def staff_update(staff_id: int) -> BaseResponse:
     if request.form.get("active") in ("0", "1"):
         changes["active"] = request.form["active"] == "1"
     try:
-        staff_admin.update_staff(runtime().db, staff_id, changes, actor=actor())
+        staff_admin.update_staff(runtime().db, staff_id, changes, actor=actor(), now=now())
         flash("Staff user saved.", "info")
+    except ServiceError as exc:
+        report(exc)
+    return redirect(url_for("console.staff"))
+
+
+@blueprint.post("/staff/<int(max=2147483647):staff_id>/unlock")
+@login_required(StaffRole.ADMIN)
+def staff_unlock(staff_id: int) -> BaseResponse:
+    """Lift a staff user's console log-in lock-out."""
+    try:
+        unlocked = staff_admin.unlock_login(runtime().db, staff_id, actor=actor(), now=now())
+        flash(f"{unlocked['email']} may log in again.", "info")
     except ServiceError as exc:
         report(exc)
     return redirect(url_for("console.staff"))

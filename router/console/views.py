@@ -7,6 +7,8 @@ render a template (Jinja escapes everything it prints).
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -18,6 +20,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -33,11 +36,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.domain import StaffRole
-from router.models import StaffUser
 from router.runtime import runtime
+from router.services import staff as staff_login
 from router.services.errors import ServiceError
 from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
-from router.services.staff import StaffIdentity, verify_password
+from router.services.staff import LoginLimits, LoginRefusal, StaffIdentity, verify_password
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint(
     "console",
@@ -49,6 +54,12 @@ blueprint = Blueprint(
 csrf = CSRFProtect()
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# app.extensions[CLOCK_KEY]: a callable returning the console's "now" (tests drive time with it).
+CLOCK_KEY = "router.console.clock"
+# The Flask session (a signed cookie) holds only this: the token of a server-side session.
+SESSION_KEY = "console_session"
+NEXT_MAX_LENGTH = 2000
 
 # Pages render data only from the server; scripts and styles come from our own static files.
 SECURITY_HEADERS = {
@@ -78,7 +89,12 @@ def _setup(state: BlueprintSetupState) -> None:
 def _check_csrf() -> None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
-    g.console_now = datetime.now(UTC)
+    clock: Callable[[], datetime] = current_app.extensions.get(CLOCK_KEY, _utcnow)
+    g.console_now = clock()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @blueprint.after_request
@@ -115,21 +131,45 @@ def _http_error(error: HTTPException) -> tuple[str, int] | BaseResponse:
 
 
 def current_user() -> StaffIdentity | None:
-    """Return the logged-in staff member, re-read each request (deactivation is immediate)."""
+    """Return the logged-in staff member from their server-side session, checked each request
+    (log-out, expiry, deactivation and a password change end it at once)."""
     if "console_user" in g:
         user: StaffIdentity | None = g.console_user
         return user
     identity = None
-    staff_id = session.get("staff_id")
-    if isinstance(staff_id, int):
-        with runtime().db.session() as db_session:
-            user_row = db_session.get(StaffUser, staff_id)
-            if user_row is not None and user_row.active:
-                identity = StaffIdentity(
-                    id=user_row.id, email=user_row.email, role=StaffRole(user_row.role)
-                )
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        identity = staff_login.session_identity(runtime().db, token, _limits(), now())
+        if identity is None:
+            # The cookie names a session that ended: drop it, and say why on the login page.
+            session.clear()
+            g.console_session_ended = True
     g.console_user = identity
     return identity
+
+
+def _limits() -> LoginLimits:
+    return LoginLimits.from_settings(runtime().settings)
+
+
+def client_ip() -> str:
+    """Return the client's address: the one the outermost trusted proxy saw, else the peer's.
+
+    With TRUSTED_PROXY_COUNT=n, the n-th X-Forwarded-For value from the right was written by
+    our own outermost proxy; anything further left came from the client and is ignored.
+    """
+    peer = request.remote_addr or "unknown"
+    trusted = runtime().settings.trusted_proxy_count
+    if trusted <= 0:
+        return peer
+    raw = ",".join(request.headers.getlist("X-Forwarded-For"))
+    values = [value.strip() for value in raw.split(",")] if raw else []
+    if len(values) < trusted:
+        return peer
+    try:
+        return str(ipaddress.ip_address(values[-trusted]))
+    except ValueError:
+        return peer
 
 
 def login_required(role: StaffRole = StaffRole.VIEWER) -> Callable[[F], F]:
@@ -140,8 +180,10 @@ def login_required(role: StaffRole = StaffRole.VIEWER) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None:
-                if request.method == "GET":
-                    target = request.full_path.rstrip("?")
+                if g.pop("console_session_ended", False):
+                    flash("Your session has ended; log in again.", "info")
+                target = request.full_path.rstrip("?")
+                if request.method == "GET" and _safe(target):
                     return redirect(url_for("console.login", next=target))
                 return redirect(url_for("console.login"))
             if user.role.rank < role.rank:
@@ -213,14 +255,14 @@ def back(default: str) -> BaseResponse:
 
 
 def _safe(target: str) -> bool:
+    """Return whether ``target`` is a console path on this site (never another site, never a
+    header break: control characters would end up in the Location header)."""
+    if not target or len(target) > NEXT_MAX_LENGTH or not target.startswith("/console"):
+        return False
+    if "\\" in target or any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in target):
+        return False
     parts = urlsplit(target)
-    return (
-        bool(target)
-        and not parts.scheme
-        and not parts.netloc
-        and target.startswith("/console")
-        and "\\" not in target
-    )
+    return not parts.scheme and not parts.netloc
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -233,29 +275,62 @@ def index() -> BaseResponse:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-def login() -> str | BaseResponse | tuple[str, int]:
+def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Log in with email and password."""
     target = request.values.get("next", "")
     if request.method == "GET":
         if current_user() is not None:
             return redirect(target if _safe(target) else url_for("console.queues"))
         return render_template("console/login.html", next=target if _safe(target) else "")
-    email = request.form.get("email", "").strip()
+    email = request.form.get("email", "").strip()[:400]
+    if target and not _safe(target):
+        # The form only ever carries a next the server put there: this one was forged. Refused
+        # before anything else, so no session is opened for a redirect that cannot be made.
+        flash("The page to return to after logging in is not a console address.", "error")
+        return render_template("console/login.html", next="", email=email), 400
     password = request.form.get("password", "")
-    identity = verify_password(runtime().db, email, password) if email and password else None
-    if identity is None:
-        flash("Wrong email or password.", "error")
-        return render_template("console/login.html", next=target, email=email), 401
-    # A fresh session on login, so a session planted before it is worth nothing.
-    session.clear()
-    session["staff_id"] = identity.id
-    session.permanent = False
-    return redirect(target if _safe(target) else url_for("console.queues"))
+    if not email or not password:
+        flash("Enter your email and password.", "error")
+        return render_template("console/login.html", next=target, email=email), 400
+    rt = runtime()
+    limits, ip, at = _limits(), client_ip(), now()
+    address = staff_login.login_email(email)
+    refusal = staff_login.check_login_allowed(rt.db, address, ip, limits, at)
+    if refusal is None:
+        identity = verify_password(rt.db, email, password)
+        if identity is not None:
+            token = staff_login.start_session(rt.db, identity, ip, limits, at)
+            # A fresh cookie on login, so a session planted before it is worth nothing.
+            session.clear()
+            session[SESSION_KEY] = token
+            session.permanent = False
+            return redirect(target if _safe(target) else url_for("console.queues"))
+        refusal = staff_login.record_login_failure(rt.db, address, ip, limits, at)
+        if refusal is None:
+            flash("Wrong email or password.", "error")
+            return render_template("console/login.html", next=target, email=email), 401
+    log.warning("console log-in refused (%s) from %s", refusal.reason, ip)
+    flash(_refusal_message(refusal, at), "error")
+    page = render_template("console/login.html", next=target, email=email)
+    return page, 429, {"Retry-After": str(refusal.retry_after_seconds(at))}
+
+
+def _refusal_message(refusal: LoginRefusal, at: datetime) -> str:
+    """Say when to try again, the same way whether or not a staff user has the address."""
+    seconds = refusal.retry_after_seconds(at)
+    wait = f"{seconds} seconds" if seconds < 120 else f"{round(seconds / 60)} minutes"
+    when = f"{refusal.retry_at:%H:%M} UTC (in about {wait})"
+    if refusal.reason == "throttled":
+        return f"Too many failed log-ins from your network. Try again after {when}."
+    return f"Too many failed log-ins for this email address. Try again after {when}."
 
 
 @blueprint.post("/logout")
 def logout() -> BaseResponse:
-    """Log out."""
+    """Log out: the server-side session ends, so a copy of the cookie opens nothing."""
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        staff_login.end_session(runtime().db, token, now())
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("console.login"))

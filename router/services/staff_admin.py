@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -12,19 +12,19 @@ from sqlalchemy.orm import Session
 
 from router.db import Database
 from router.domain import StaffRole
-from router.models import ApiToken, StaffUser
+from router.models import ApiToken, ConsoleLoginLock, StaffUser
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.paging import contains_text, iso, paginate
-from router.services.staff import StaffError, create_staff, issue_token
+from router.services.staff import StaffError, create_staff, issue_token, revoke_sessions
 from router.validation import normalise_email
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 
 
-def staff_dict(user: StaffUser) -> dict[str, Any]:
-    """Return a staff user (never the password hash)."""
+def staff_dict(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any]:
+    """Return a staff user (never the password hash) and until when their log-in is locked."""
     return {
         "id": user.id,
         "email": user.email,
@@ -33,7 +33,20 @@ def staff_dict(user: StaffUser) -> dict[str, Any]:
         "active": user.active,
         "has_password": bool(user.password_hash),
         "created_at": iso(user.created_at),
+        "login_locked_until": iso(locked_until),
     }
+
+
+def _locks(session: Session, emails: list[str], now: datetime) -> dict[str, datetime]:
+    """Return the console log-in lock-outs in force for these addresses."""
+    if not emails:
+        return {}
+    rows = session.execute(
+        select(ConsoleLoginLock.email, ConsoleLoginLock.locked_until).where(
+            ConsoleLoginLock.email.in_(emails), ConsoleLoginLock.locked_until > now
+        )
+    )
+    return {email: until for email, until in rows if until is not None}
 
 
 def token_dict(token: ApiToken, now: datetime) -> dict[str, Any]:
@@ -60,8 +73,9 @@ def list_staff(
     role: str | None = None,
     active: bool | None = None,
     q: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Return staff users by email."""
+    """Return staff users by email, each with their log-in lock-out if one is in force."""
     stmt = select(StaffUser).order_by(StaffUser.email)
     if role:
         stmt = stmt.where(StaffUser.role == role)
@@ -70,7 +84,15 @@ def list_staff(
     if q:
         stmt = stmt.where(contains_text(q, StaffUser.email, StaffUser.name))
     with db.session() as session:
-        return paginate(session, stmt, page, per_page, staff_dict)
+        listed = paginate(session, stmt, page, per_page, staff_dict)
+        locks = _locks(session, [item["email"] for item in listed["items"]], now or _now())
+    for item in listed["items"]:
+        item["login_locked_until"] = iso(locks.get(item["email"]))
+    return listed
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _user(session: Session, staff_id: int) -> StaffUser:
@@ -84,7 +106,7 @@ def get_staff(db: Database, staff_id: int, now: datetime) -> dict[str, Any]:
     """Return a staff user with their tokens."""
     with db.session() as session:
         user = _user(session, staff_id)
-        data = staff_dict(user)
+        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
         data["tokens"] = [
             token_dict(token, now)
             for token in session.scalars(
@@ -132,9 +154,18 @@ def _active_admins(session: Session) -> int:
 
 
 def update_staff(
-    db: Database, staff_id: int, changes: Mapping[str, Any], *, actor: str
+    db: Database,
+    staff_id: int,
+    changes: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Change a staff user's name, role, active flag or password; one active admin must remain."""
+    """Change a staff user's name, role, active flag or password; one active admin must remain.
+
+    Deactivating a user or changing their password ends their console sessions.
+    """
+    now = now or _now()
     if "role" in changes and changes["role"] not in {role.value for role in StaffRole}:
         raise Invalid("unknown role", errors={"role": ["viewer, editor or admin"]})
     password = changes.get("password")
@@ -161,10 +192,12 @@ def update_staff(
             if _active_admins(session) == 0:
                 raise Conflict("this is the last active admin; make another admin first")
         session.flush()
-        data = staff_dict(user)
+        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
         after = dict(data)
         if password is not None:
             after["password_changed"] = True
+        if password is not None or not user.active:
+            after["sessions_revoked"] = revoke_sessions(session, user.id, now)
         audit.record(
             session,
             actor=actor,
@@ -173,6 +206,7 @@ def update_staff(
             entity_id=user.email,
             before=before,
             after=after,
+            at=now,
         )
         return data
 
@@ -254,3 +288,31 @@ def revoke_token(
                 at=now,
             )
         return token_dict(token, now)
+
+
+def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Lift a staff user's console log-in lock-out and forget their failed log-ins.
+
+    Unlocking a user who is not locked changes nothing (and records nothing).
+    """
+    with db.transaction() as session:
+        user = _user(session, staff_id)
+        lock = session.get(ConsoleLoginLock, user.email)
+        if lock is not None:
+            before = {
+                "locked_until": iso(lock.locked_until),
+                "failures": lock.failures,
+                "lockouts": lock.lockouts,
+            }
+            session.delete(lock)
+            audit.record(
+                session,
+                actor=actor,
+                action="login.unlocked",
+                entity_type="staff_user",
+                entity_id=user.email,
+                before=before,
+                after={"locked_until": None, "failures": 0, "lockouts": 0},
+                at=now,
+            )
+        return staff_dict(user)
