@@ -5,7 +5,9 @@ This module is the only reader of ``os.environ`` in the project.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -179,6 +181,7 @@ class Settings:
                         f"{variable} is too weak; use at least {_MIN_SECRET_LENGTH} random "
                         "characters (or leave it unset to turn that feature off)"
                     )
+            _check_secret_strength(self)
             if self.database_url == DEFAULT_SQLITE_URL:
                 raise SettingsError("DATABASE_URL is missing; production needs a database URL")
         return self
@@ -287,6 +290,74 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+# -- secret strength (production) ---------------------------------------------------------------
+# A random secret of the minimum length from any common alphabet (hex included) passes these
+# floors all but about once in 300,000 draws; typed or patterned values do not.
+_MIN_DISTINCT_CHARACTERS = 6
+_MIN_ENTROPY_BITS_PER_CHARACTER = 2.0
+# SMTP_PASSWORD is the mail provider's to choose, so it takes part in the reuse check only.
+_REUSE_ONLY_SECRETS = ("SMTP_PASSWORD",)
+
+
+def _check_secret_strength(settings: Settings) -> None:
+    """Refuse low-entropy secrets and one value used for two secrets, naming the variables."""
+    strength_checked = [*settings.required_secrets, *_OPTIONAL_SECRETS]
+    named: list[tuple[str, str]] = [
+        (variable, value)
+        for variable in (*strength_checked, *_REUSE_ONLY_SECRETS)
+        if (value := getattr(settings, _ENV_TO_FIELD[variable])) is not None
+    ]
+    named += [
+        (f"TWILIO_SHARED_KEYS ({key_id})", secret)
+        for key_id, secret in settings.twilio_shared_key_secrets().items()
+    ]
+    for variable, value in named:
+        if variable in _REUSE_ONLY_SECRETS:
+            continue
+        problem = _secret_weakness(value)
+        if problem:
+            raise SettingsError(
+                f"{variable} {problem}; production needs a random secret "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+    # Each secret guards something different: the holder of one (a provider, the portal team)
+    # must not be able to forge what another protects, e.g. console sessions with the portal key.
+    first_with: dict[str, str] = {}
+    for variable, value in named:
+        key = value.strip().casefold()
+        if key in first_with:
+            raise SettingsError(
+                f"{first_with[key]} and {variable} have the same value; every secret must be "
+                "different"
+            )
+        first_with[key] = variable
+
+
+def _secret_weakness(value: str) -> str | None:
+    """Say what makes a secret guessable, or None."""
+    if not value.strip():
+        return "is only whitespace"
+    if value != value.strip():
+        return "starts or ends with whitespace (a copy-and-paste slip?)"
+    counts = Counter(value)
+    if len(counts) < _MIN_DISTINCT_CHARACTERS:
+        return (
+            f"uses only {len(counts)} different characters "
+            f"(at least {_MIN_DISTINCT_CHARACTERS} expected)"
+        )
+    length = len(value)
+    for period in range(1, length // 2 + 1):
+        if value == value[:period] * (length // period) + value[: length % period]:
+            return "repeats a short sequence"
+    entropy = -sum(n / length * math.log2(n / length) for n in counts.values())
+    if entropy < _MIN_ENTROPY_BITS_PER_CHARACTER:
+        return (
+            f"has too little entropy ({entropy:.1f} bits per character; at least "
+            f"{_MIN_ENTROPY_BITS_PER_CHARACTER:.0f} expected)"
+        )
+    return None
 
 
 def _convert(variable: str, raw: str, kind: type) -> Any:

@@ -192,10 +192,11 @@ def test_production_mail_settings() -> None:
     production = {
         "APP_ENV": "production",
         "DATABASE_URL": "postgresql://db/router",
-        "SECRET_KEY": "s" * 32,
-        "PIN_PEPPER": "p" * 32,
-        "PORTAL_JWT_SECRET": "j" * 32,
-        "TWILIO_AUTH_TOKEN": "t" * 32,
+        "SECRET_KEY": "Vq3xN8tR2kLm9ZpW4yHc7JdF6gBs1AeU",
+        "PIN_PEPPER": "pepper-6Tf9Qw2Lx8Rk4Nm7Hc3Vb5Zj1Yd",
+        "PORTAL_JWT_SECRET": "J4k8Pz2Wq6Xm9Rt3Vn7Hc5Lb1Fd0Gs8Ye",
+        "TWILIO_AUTH_TOKEN": "9f8e2d4c6b1a3e5d7c9b0a2f4e6d8c1b",
+        "PUBLIC_BASE_URL": "https://support-router.example.com",
     }
     assert Settings.from_env(production).effective_mail_transport == "smtp"
     assert Settings.from_env(production).email_send_mode == "background"

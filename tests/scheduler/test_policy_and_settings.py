@@ -146,10 +146,11 @@ def test_production_refuses_a_weak_webhook_secret() -> None:
     base = Settings(
         env="production",
         database_url="postgresql+psycopg://router@db/router",
-        secret_key="k" * 32,
-        pin_pepper="p" * 32,
-        portal_jwt_secret="j" * 32,
-        twilio_auth_token="t" * 32,
+        secret_key="Vq3xN8tR2kLm9ZpW4yHc7JdF6gBs1AeU",
+        pin_pepper="pepper-6Tf9Qw2Lx8Rk4Nm7Hc3Vb5Zj1Yd",
+        portal_jwt_secret="J4k8Pz2Wq6Xm9Rt3Vn7Hc5Lb1Fd0Gs8Ye",
+        twilio_auth_token="9f8e2d4c6b1a3e5d7c9b0a2f4e6d8c1b",
+        public_base_url="https://support-router.example.com",
     )
     assert base.validated() is base  # no webhook secret: webhooks are simply not sent
     with pytest.raises(SettingsError, match="NOTIFY_WEBHOOK_SECRET is too weak"):
