@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -69,6 +70,12 @@ class Settings:
     # background: a per-process thread sends replies after the webhook is answered; inline:
     # they are sent before it is answered (a slow mail server then holds the webhook).
     email_send_mode: str = "background"
+    # Email sender verification (channels/email/authentication.py): the authserv-ids of the
+    # receiving hosts whose Authentication-Results are believed, the domains staff write from,
+    # and the cap on rejection replies across all senders. Comma-separated lists.
+    email_trusted_authserv_ids: str | None = None
+    email_staff_domains: str | None = None
+    email_max_rejections_per_hour: int = 100
     hold_music_url: str | None = None
     # Chat and the portal's Contact Support form (channels/chat).
     portal_jwt_leeway_seconds: int = 30
@@ -158,6 +165,7 @@ class Settings:
             raise SettingsError("PUBLIC_BASE_URL must start with http:// or https://")
         self._validate_voice()
         self._validate_scheduler()
+        self._validate_email_senders()
         self._validate_console()
         if self.is_production:
             for variable in self.required_secrets:
@@ -267,6 +275,30 @@ class Settings:
                 f"use at least {_MIN_SECRET_LENGTH} characters"
             )
 
+    @property
+    def trusted_authserv_ids(self) -> frozenset[str]:
+        """Return the authserv-ids whose Authentication-Results headers are believed."""
+        return _name_list(self.email_trusted_authserv_ids)
+
+    @property
+    def staff_email_domains(self) -> frozenset[str]:
+        """Return the domains whose verified staff mail records a first response."""
+        return _name_list(self.email_staff_domains)
+
+    def _validate_email_senders(self) -> None:
+        """Check the sender-verification settings, naming the variable at fault."""
+        for variable, names in (
+            ("EMAIL_TRUSTED_AUTHSERV_IDS", self.trusted_authserv_ids),
+            ("EMAIL_STAFF_DOMAINS", self.staff_email_domains),
+        ):
+            for name in names:
+                if not _HOST_NAME.fullmatch(name):
+                    raise SettingsError(
+                        f"{variable} must be comma-separated host or domain names, not {name!r}"
+                    )
+        if not 0 <= self.email_max_rejections_per_hour <= 100_000:
+            raise SettingsError("EMAIL_MAX_REJECTIONS_PER_HOUR must be between 0 and 100000")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables (``os.environ`` by default)."""
@@ -282,6 +314,14 @@ class Settings:
         if values.get("env") == "production" and "database_url" not in values:
             raise SettingsError("DATABASE_URL is missing; production needs a database URL")
         return cls(**values).validated()
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _name_list(value: str | None) -> frozenset[str]:
+    """Return a comma-separated list of names, lower-case, blanks dropped."""
+    return frozenset(item.strip().lower() for item in (value or "").split(",") if item.strip())
 
 
 def normalise_database_url(url: str) -> str:
@@ -407,6 +447,9 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "EMAIL_MAX_REPLIES_PER_HOUR": ("email_max_replies_per_hour", int),
     "EMAIL_SEND_MAX_ATTEMPTS": ("email_send_max_attempts", int),
     "EMAIL_SEND_MODE": ("email_send_mode", str),
+    "EMAIL_TRUSTED_AUTHSERV_IDS": ("email_trusted_authserv_ids", str),
+    "EMAIL_STAFF_DOMAINS": ("email_staff_domains", str),
+    "EMAIL_MAX_REJECTIONS_PER_HOUR": ("email_max_rejections_per_hour", int),
     "HOLD_MUSIC_URL": ("hold_music_url", str),
     "PORTAL_JWT_LEEWAY_SECONDS": ("portal_jwt_leeway_seconds", int),
     "CHAT_MESSAGE_MAX_CHARS": ("chat_message_max_chars", int),
@@ -530,6 +573,9 @@ _PUBLIC_FIELDS = {
     "email_max_replies_per_hour",
     "email_send_max_attempts",
     "email_send_mode",
+    "email_trusted_authserv_ids",
+    "email_staff_domains",
+    "email_max_rejections_per_hour",
     "hold_music_url",
     "portal_jwt_leeway_seconds",
     "chat_message_max_chars",

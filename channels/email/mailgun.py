@@ -7,6 +7,7 @@ import hmac
 import json
 from datetime import datetime
 
+from channels.email.authentication import Verdict, domain_of
 from channels.email.formdata import FormData
 from channels.email.normalise import (
     ATTACHMENT_HEAD_BYTES,
@@ -23,6 +24,7 @@ from channels.email.normalise import (
     header_map,
     normalise_address,
     parse_mime,
+    raw_values,
     verdict,
 )
 from channels.email.webhook_auth import WebhookAuthError
@@ -70,11 +72,15 @@ def verify(
 
 def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     """Normalise a Mailgun route post ('body-mime' when the route asks for raw MIME)."""
-    auth = AuthResults(
-        spf=verdict(form.text("X-Mailgun-Spf")),
-        dkim=verdict(form.text("X-Mailgun-Dkim-Check-Result")),
-    )
     sender = form.text("sender")
+    # Mailgun's SPF verdict is about the envelope sender; its DKIM verdict names no domain, so it
+    # counts only for the domain every DKIM-Signature of the message names (normalise.assemble).
+    auth = AuthResults(
+        verdicts=(
+            Verdict("spf", verdict(form.text("X-Mailgun-Spf")), domain_of(sender), PROVIDER),
+            Verdict("dkim", verdict(form.text("X-Mailgun-Dkim-Check-Result")), None, PROVIDER),
+        )
+    )
     if form.has("body-mime"):
         return parse_mime(
             form.fields["body-mime"],
@@ -116,12 +122,15 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
             )
         )
     from_value = form.text("from") or ""
+    # The message's own From: headers (all of them) are what the sender wrote; the 'from' field
+    # is Mailgun's copy of one, used only when message-headers is missing.
+    from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
     subject = form.text("subject")
     text = form.text("body-plain") or ""
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=[from_value] if from_value else (),
+        from_values=from_values,
         to_values=() if "to" in headers else [form.text("recipient") or ""],
         subject=subject,
         text=text,

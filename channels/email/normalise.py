@@ -22,6 +22,13 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from channels.email.authentication import (
+    MAX_RESULTS_HEADERS,
+    Verdict,
+    verdict_word,
+    with_signature_domain,
+)
+
 MAX_TEXT_CHARS = 100_000
 MAX_HTML_CHARS = 200_000
 MAX_HEADER_CHARS = 8_000
@@ -70,20 +77,28 @@ class Attachment:
 
 @dataclass(frozen=True)
 class AuthResults:
-    """The SPF, DKIM and DMARC verdicts the provider (or our MTA) reported."""
+    """What the provider reported about SPF/DKIM/DMARC, and the Authentication-Results headers.
 
-    spf: str = "none"
-    dkim: str = "none"
-    dmarc: str = "none"
+    Nothing here is believed yet: ``authentication.check_sender`` decides, with the trusted
+    receiving hosts, whether any of it is an aligned pass for the From: address.
+    """
 
-    @property
-    def failed(self) -> bool:
-        """Return True when any check failed: the sender is then not believed."""
-        return self.spf in ("fail", "softfail") or self.dkim == "fail" or self.dmarc == "fail"
+    verdicts: tuple[Verdict, ...] = ()  # the provider's own verdict fields
+    results_headers: tuple[str, ...] = ()  # Authentication-Results values, topmost first
 
-    def to_dict(self) -> dict[str, str]:
-        """Return the verdicts for the record."""
-        return {"spf": self.spf, "dkim": self.dkim, "dmarc": self.dmarc}
+    def best(self, method: str) -> str:
+        """Return the provider's verdict for ``method`` (pass if any passed), or none."""
+        found = [v.result for v in self.verdicts if v.method == method]
+        return "pass" if "pass" in found else (found[0] if found else "none")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the provider's verdicts for the record."""
+        return {
+            "spf": self.best("spf"),
+            "dkim": self.best("dkim"),
+            "dmarc": self.best("dmarc"),
+            "verdicts": [verdict.to_dict() for verdict in self.verdicts],
+        }
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,7 @@ class InboundEmail:
     references: tuple[str, ...]
     from_address: str | None  # lower-case addr-spec, or None when missing or unreadable
     from_name: str | None
+    from_problem: str | None  # why From: can never be a verified sender (two headers, ...)
     to: tuple[str, ...]
     cc: tuple[str, ...]
     subject: str
@@ -119,6 +135,7 @@ class InboundEmail:
             "message_id": self.message_id,
             "from": self.from_address,
             "from_name": self.from_name,
+            "from_problem": self.from_problem,
             "to": list(self.to),
             "cc": list(self.cc),
             "subject": self.subject,
@@ -208,6 +225,136 @@ def parse_addresses(values: Iterable[str]) -> list[tuple[str, str]]:
         if len(found) >= MAX_ADDRESSES:
             break
     return found
+
+
+@dataclass(frozen=True)
+class FromAddress:
+    """The ``From:`` of a message: its addr-spec, display name, and why it is unusable if so."""
+
+    address: str | None  # lower-case addr-spec (best effort when ``problem`` is set)
+    name: str | None
+    problem: str | None = None  # set: the sender can never be verified
+
+
+def read_from(values: Sequence[str]) -> FromAddress:
+    """Return the sender of a message from its ``From:`` header values, as sent (not decoded)."""
+    if not values:
+        return FromAddress(None, None, "the message has no From: header")
+    address, name, problem = _mailbox(clean_line(values[0]))
+    if len(values) > 1:
+        problem = f"the message has {len(values)} From: headers"
+    return FromAddress(address, name, problem)
+
+
+def _mailbox(text: str) -> tuple[str | None, str | None, str | None]:
+    """Return (addr-spec, display name, problem) of one RFC 5322 mailbox."""
+    # Written here because the standard library's parsers let a display name that looks like an
+    # address win (`alice@acme.example <mallory@evil.example>` is alice to both of them) and
+    # decode encoded words inside addresses; this reads the mailbox grammar, nothing more.
+    if not text:
+        return None, None, "the From: header is empty"
+    tokens = _tokens(text)
+    if tokens is None:
+        return None, None, "the From: header is unreadable (an unclosed quote or comment)"
+    plain = [value for kind, value in tokens if kind == "char"]
+    if any(c in ",;:" for c in plain):
+        return None, None, "the From: header does not hold exactly one address"
+    opens = [i for i, (kind, value) in enumerate(tokens) if kind == "char" and value == "<"]
+    if len(opens) > 1:
+        return None, None, "the From: header does not hold exactly one address"
+    if opens:
+        start = opens[0]
+        closes = [
+            i
+            for i, (kind, value) in enumerate(tokens)
+            if kind == "char" and value == ">" and i > start
+        ]
+        if not closes:
+            return None, None, "the From: address has no closing '>'"
+        end = closes[0]
+        inside = tokens[start + 1 : end]
+        after = tokens[end + 1 :]
+        if any(kind != "char" for kind, _ in inside) or any(
+            kind == "char" and not value.isspace() for kind, value in after
+        ):
+            return None, None, "the From: header does not hold exactly one address"
+        raw = "".join(value for _, value in inside).strip()
+        name = _display("".join(value for _, value in tokens[:start]))
+    else:
+        if any(kind == "quoted" for kind, _ in tokens) or ">" in plain:
+            return None, None, "the From: address is not a plain addr-spec"
+        raw = "".join(plain).strip()
+        comments = [value for kind, value in tokens if kind == "comment"]
+        name = _display(comments[0]) if comments else None
+    if "=?" in raw:
+        # An encoded word is never part of an address (RFC 2047 section 5): refused, not decoded.
+        return None, name, "the From: address contains an encoded word"
+    address = normalise_address(raw) if raw and not any(c.isspace() for c in raw) else None
+    if address is None:
+        return None, name, "the From: address is not a valid address"
+    return address, name, None
+
+
+def _tokens(text: str) -> list[tuple[str, str]] | None:
+    """Split a header into characters, quoted strings and comments (None when unclosed)."""
+    tokens: list[tuple[str, str]] = []
+    i, length = 0, len(text)
+    while i < length:
+        c = text[i]
+        if c == '"':
+            value, i = _quoted(text, i + 1)
+            if i < 0:
+                return None
+            tokens.append(("quoted", value))
+        elif c == "(":
+            value, i = _comment(text, i + 1)
+            if i < 0:
+                return None
+            tokens.append(("comment", value))
+        else:
+            tokens.append(("char", c))
+            i += 1
+    return tokens
+
+
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        elif c == '"':
+            return "".join(out), i + 1
+        else:
+            out.append(c)
+            i += 1
+    return "", -1
+
+
+def _comment(text: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    depth = 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    return "", -1
+
+
+def _display(value: str) -> str | None:
+    """Return a display name for showing (encoded words decoded: it proves nothing)."""
+    return clean_line(decode_words(value), 200) or None
 
 
 def message_key(message_id: str) -> str:
@@ -315,61 +462,14 @@ def first(headers: HeaderMap, name: str) -> str | None:
     return values[0] if values else None
 
 
-def parse_auth_results(headers: HeaderMap) -> AuthResults:
-    """Read SPF/DKIM/DMARC from the topmost Authentication-Results (else Received-SPF)."""
-    spf = dkim = dmarc = "none"
-    results = first(headers, "authentication-results")
-    if results:
-        spf = _method_verdict(results, "spf") or spf
-        dkim = _method_verdict(results, "dkim") or dkim
-        dmarc = _method_verdict(results, "dmarc") or dmarc
-    received_spf = first(headers, "received-spf")
-    if spf == "none" and received_spf:
-        spf = _verdict_word(received_spf.split(None, 1)[0] if received_spf.split() else "")
-    return AuthResults(spf=spf, dkim=dkim, dmarc=dmarc)
-
-
-def merge_auth(provider: AuthResults | None, headers: AuthResults) -> AuthResults:
-    """Return the provider's verdicts, each filled in from the headers where it has none."""
-    if provider is None:
-        return headers
-    return AuthResults(
-        spf=provider.spf if provider.spf != "none" else headers.spf,
-        dkim=provider.dkim if provider.dkim != "none" else headers.dkim,
-        dmarc=provider.dmarc if provider.dmarc != "none" else headers.dmarc,
-    )
-
-
 def fingerprint(*values: str | None) -> bytes:
     """Return what a missing Message-ID is derived from: the message's own content."""
     return "\x1f".join(value or "" for value in values).encode("utf-8", "replace")
 
 
-def _method_verdict(results: str, method: str) -> str | None:
-    verdicts = [
-        _verdict_word(match)
-        for match in re.findall(rf"(?:^|[\s;]){method}\s*=\s*([A-Za-z]+)", results, re.I)
-    ]
-    if not verdicts:
-        return None
-    if "pass" in verdicts:
-        return "pass"
-    return verdicts[0]
-
-
-def _verdict_word(word: str) -> str:
-    word = word.strip().lower()
-    aliases = {"hardfail": "fail", "soft-fail": "softfail", "": "none"}
-    word = aliases.get(word, word)
-    known = {"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy"}
-    return word if word in known else "unknown"
-
-
 def verdict(value: str | None) -> str:
     """Normalise a provider's one-word SPF or DKIM verdict (Pass, SoftFail, ...)."""
-    if not value or not value.split():
-        return "none"
-    return _verdict_word(value.split()[0])
+    return verdict_word(value)
 
 
 _AUTO_SUBJECT = re.compile(
@@ -495,7 +595,8 @@ class Parts:
 
     provider: str
     headers: HeaderMap
-    from_values: Sequence[str] = ()
+    from_values: Sequence[str] = ()  # every From: value as sent (encoded words not decoded)
+    from_name: str | None = None  # a display name the provider parsed out (Postmark)
     to_values: Sequence[str] = ()
     cc_values: Sequence[str] = ()
     subject: str | None = None
@@ -515,11 +616,9 @@ class Parts:
 def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
     """Turn a provider's parts into the normalised message."""
     headers = parts.headers
-    from_values = list(parts.from_values) or list(headers.get("from", ()))
-    senders = parse_addresses(from_values)
-    from_name, from_address = senders[0] if senders else (None, None)
-    if not senders and from_values:
-        from_address = normalise_address(from_values[0])
+    sender = read_from(parts.from_values)
+    from_address = sender.address
+    from_name = sender.name or (clean_line(parts.from_name, 200) if parts.from_name else None)
     to = tuple(a for _, a in parse_addresses(list(parts.to_values) or headers.get("to", ())))
     cc = tuple(a for _, a in parse_addresses(list(parts.cc_values) or headers.get("cc", ())))
     subject = clean_line(
@@ -568,6 +667,7 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
         references=references,
         from_address=from_address,
         from_name=from_name or None,
+        from_problem=sender.problem,
         to=to,
         cc=cc,
         subject=subject,
@@ -575,7 +675,14 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
         html=html,
         attachments=tuple(parts.attachments)[:MAX_ATTACHMENTS],
         date=parse_date(first(headers, "date")),
-        auth=merge_auth(parts.auth, parse_auth_results(headers)),
+        auth=AuthResults(
+            verdicts=tuple(
+                with_signature_domain(
+                    parts.auth.verdicts if parts.auth else (), headers.get("dkim-signature", ())
+                )
+            ),
+            results_headers=headers.get("authentication-results", ())[:MAX_RESULTS_HEADERS],
+        ),
         automatic=automatic,
         suppress_reply=suppress,
         envelope_from=normalise_address(envelope_from) if envelope_from else envelope_from,
@@ -618,7 +725,7 @@ def parse_mime(
     parts = Parts(
         provider=provider,
         headers=headers,
-        from_values=_values(message, headers, "from"),
+        from_values=raw_values(message.raw_items(), "from"),
         to_values=_values(message, headers, "to"),
         cc_values=_values(message, headers, "cc"),
         subject=structured_subject,
@@ -634,6 +741,15 @@ def parse_mime(
         fingerprint=raw,
     )
     return assemble(parts, own_addresses)
+
+
+def raw_values(pairs: Iterable[tuple[str, Any]], name: str) -> list[str]:
+    """Return the values of header ``name`` as sent (unfolded, encoded words left alone)."""
+    return [
+        re.sub(r"\r?\n(?=[ \t])", "", str(value))
+        for key, value in pairs
+        if str(key).strip().lower() == name
+    ]
 
 
 def _has_raw_8bit(message: Message, name: str) -> bool:

@@ -7,9 +7,11 @@ import binascii
 import json
 from typing import Any
 
+from channels.email.authentication import received_spf
 from channels.email.normalise import (
     ATTACHMENT_HEAD_BYTES,
     Attachment,
+    AuthResults,
     InboundEmail,
     MalformedEmail,
     Parts,
@@ -20,6 +22,7 @@ from channels.email.normalise import (
     fingerprint,
     header_map,
     parse_mime,
+    raw_values,
 )
 
 PROVIDER = "postmark"
@@ -39,43 +42,53 @@ def load(body: bytes) -> dict[str, Any]:
 def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
     """Normalise a Postmark inbound document (its RawEmail, when included, is preferred)."""
     mailbox_hash = _string(data, "MailboxHash") or None
+    listed = data.get("Headers") or []
+    if not isinstance(listed, list):
+        raise MalformedEmail("Postmark field 'Headers' must be a list")
+    pairs = [
+        (item["Name"], item["Value"])
+        for item in listed
+        if isinstance(item, dict)
+        and isinstance(item.get("Name"), str)
+        and isinstance(item.get("Value"), str)
+    ]
+    # Postmark's own SPF check is the topmost Received-SPF (its receiving server adds it above
+    # the message's headers); any lower one came with the message.
+    spf = received_spf(next(iter(raw_values(pairs, "received-spf")), None), PROVIDER)
+    auth = AuthResults(verdicts=(spf,) if spf else ())
     raw = _string(data, "RawEmail")
     if raw:
         return parse_mime(
             raw.encode("utf-8", "surrogateescape"),
             provider=PROVIDER,
             own_addresses=own_addresses,
+            auth=auth,
             mailbox_hash=mailbox_hash,
         )
-    listed = data.get("Headers") or []
-    if not isinstance(listed, list):
-        raise MalformedEmail("Postmark field 'Headers' must be a list")
-    headers = header_map(
-        (item["Name"], item["Value"])
-        for item in listed
-        if isinstance(item, dict)
-        and isinstance(item.get("Name"), str)
-        and isinstance(item.get("Value"), str)
-    )
+    headers = header_map(pairs)
     from_full = data.get("FromFull")
     from_value = _string(data, "From")
     if isinstance(from_full, dict) and isinstance(from_full.get("Email"), str):
-        name = from_full.get("Name") if isinstance(from_full.get("Name"), str) else ""
-        from_value = f'"{name}" <{from_full["Email"]}>' if name else from_full["Email"]
+        # Postmark parsed the address already: it is the addr-spec, never a display name.
+        from_value = f"<{from_full['Email']}>"
     if not from_value and "from" not in headers:
         raise MalformedEmail("Postmark payload has no 'From'")
+    from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
+    display = from_full.get("Name") if isinstance(from_full, dict) else None
     subject = _string(data, "Subject")
     text = _string(data, "TextBody") or ""
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=[from_value] if from_value else (),
+        from_values=from_values,
+        from_name=display if isinstance(display, str) else None,
         to_values=[_string(data, "To") or ""] if "To" in data else (),
         cc_values=[_string(data, "Cc") or ""] if "Cc" in data else (),
         subject=subject,
         text=text,
         html=_string(data, "HtmlBody") or "",
         attachments=_attachments(data.get("Attachments")),
+        auth=auth,
         mailbox_hash=mailbox_hash,
         provider_message_id=_string(data, "MessageID"),
         size=0,

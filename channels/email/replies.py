@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from router.domain import Severity
 
+REJECTION_SUBJECT = "Your message to support"
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|fwd?)\s*:\s*)+", re.IGNORECASE)
 
 
@@ -105,22 +106,23 @@ def acknowledgement(
     return ReplyText(subject=reply_subject(subject, reference), body="\n".join(lines) + "\n")
 
 
-def rejection(
-    *, subject: str, sender: str, recipient_name: str | None, period_hours: int, signature: str
-) -> ReplyText:
-    """Return the one explanatory reply to a sender who may not open support requests."""
+def rejection(*, period_hours: int, signature: str) -> ReplyText:
+    """Return the one explanatory reply to a verified sender who may not open requests.
+
+    Fixed words only: nothing the sender wrote (subject, display name) is echoed, so a
+    rejection can never carry someone else's text to whoever the From: names.
+    """
     body = "\n".join(
         [
-            greeting(recipient_name),
+            "Hello,",
             "",
-            f'We received your message "{subject or "(no subject)"}", but we could not open a '
-            "support request from it.",
+            "We received your message, but we could not open a support request from it.",
             "",
             "Support requests can only be opened by the active administrators of a customer "
-            f"organisation's account (or of a partner that manages it), and {sender} is not one "
-            "of them. If you are an administrator, please write from the address registered "
-            "for you; otherwise please ask one of your organisation's administrators to "
-            "contact us, or to add you as an administrator.",
+            "organisation's account (or of a partner that manages it), and the address you "
+            "wrote from is not one of them. If you are an administrator, please write from the "
+            "address registered for you; otherwise please ask one of your organisation's "
+            "administrators to contact us, or to add you as an administrator.",
             "",
             "Your message has been kept, but nothing further will happen with it. We send this "
             f"explanation at most once every {period_hours} hours.",
@@ -128,7 +130,7 @@ def rejection(
             signature,
         ]
     )
-    return ReplyText(subject=reply_subject(subject), body=body + "\n")
+    return ReplyText(subject=REJECTION_SUBJECT, body=body + "\n")
 
 
 def deflection(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
 from channels.email import ecdsa
+from channels.email.authentication import Verdict, domain_of, sendgrid_dkim
 from channels.email.formdata import FormData
 from channels.email.normalise import (
     ATTACHMENT_HEAD_BYTES,
@@ -26,6 +26,7 @@ from channels.email.normalise import (
     header_map,
     normalise_address,
     parse_mime,
+    raw_values,
     verdict,
 )
 from channels.email.webhook_auth import WebhookAuthError
@@ -57,22 +58,18 @@ def verify_signature(
         raise WebhookAuthError("SendGrid signature timestamp is outside the freshness window")
 
 
-def dkim_verdict(value: str | None) -> str:
-    """Read SendGrid's dkim field ('{@acme.example : pass}'): pass if any signature passed."""
-    if not value:
-        return "none"
-    found = [verdict(word) for word in re.findall(r":\s*([A-Za-z]+)", value)]
-    if not found:
-        return verdict(value.strip("{} "))
-    return "pass" if "pass" in found else found[0]
-
-
 def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     """Normalise an Inbound Parse post (raw mode has an 'email' field; parsed mode does not)."""
     charsets = _json_object(form, "charsets")
     envelope = _json_object(form, "envelope")
     envelope_from = envelope.get("from") if isinstance(envelope.get("from"), str) else None
-    auth = AuthResults(spf=verdict(form.text("SPF")), dkim=dkim_verdict(form.text("dkim")))
+    # SendGrid's SPF verdict is about the envelope sender; its dkim field names each domain.
+    auth = AuthResults(
+        verdicts=(
+            Verdict("spf", verdict(form.text("SPF")), domain_of(envelope_from), PROVIDER),
+            *sendgrid_dkim(form.text("dkim")),
+        )
+    )
     if form.has("email"):
         return parse_mime(
             form.fields["email"],
@@ -94,9 +91,10 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         header_block = BytesHeaderParser(policy=policy.default).parsebytes(
             form.fields.get("headers", b"")
         )
-        headers = header_map(header_block.raw_items())
+        raw_headers = list(header_block.raw_items())
     except Exception:  # defensive: the header parser is lenient
-        headers = {}
+        raw_headers = []
+    headers = header_map(raw_headers)
     info = _json_object(form, "attachment-info")
     attachments = []
     for upload in form.files:
@@ -116,10 +114,12 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
             )
         )
     subject, text, sender = field("subject"), field("text"), field("from")
+    # The headers block holds every From: the sender wrote; the 'from' field is SendGrid's copy.
+    from_values = raw_values(raw_headers, "from") or ([sender] if sender else [])
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=[sender] if sender else (),
+        from_values=from_values,
         to_values=[field("to")] if form.has("to") else (),
         cc_values=[field("cc")] if form.has("cc") else (),
         subject=subject if form.has("subject") else None,

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from channels.email.authentication import SenderCheck, check_sender
 from channels.email.checklist import missing_labels
 from channels.email.classify import Classification, ClassifierRules, classify, contact_reference
 from channels.email.models import EmailMessage, EmailOutbox, WebhookReplayToken
@@ -32,18 +33,22 @@ from config.settings import Settings
 from router.db import Database
 from router.domain import Category, Channel, ContactStatus, Severity
 from router.mailer import Mailer, MailError, mailer_from_settings
-from router.models import Account, Admin, Contact, ContactEvent, OpsEvent, StaffUser
+from router.models import Contact, ContactEvent, OpsEvent
 from router.runtime import Runtime
+from router.services import ratelimit
 from router.services.contacts_admin import mark_answered
-from router.services.intake import ContactRequest, IntakeResult, IntakeService
+from router.services.intake import ContactRequest, IntakeResult, IntakeService, ReplyAuthor
 
 log = logging.getLogger(__name__)
 
 # Contacts a reply may be threaded onto; a rejected, deflected or recorded contact is not a
 # conversation, so mail "replying" to one goes through intake again.
 THREADABLE = frozenset({ContactStatus.WAITING, ContactStatus.ACCEPTED, ContactStatus.RESOLVED})
-# Rejections worth explaining. A sender that failed SPF/DKIM may be forged: no backscatter.
+# Rejections worth explaining, all of a verified sender (intake refuses an unverified one
+# first, as sender_not_verified): anyone else may be forged, and gets no backscatter.
 EXPLAINED_REJECTIONS = frozenset({"not_an_admin", "inactive_admin", "not_admin_of_account"})
+# The shared bucket (router/services/ratelimit.py) that caps rejections across all senders.
+REJECTIONS_BUCKET = "email:rejections"
 MAX_BACKOFF = timedelta(hours=6)
 # Pauses between tries to record a send's outcome (seconds); then the error propagates.
 RECORD_RETRY_PAUSES = (0.5, 2.0)
@@ -140,7 +145,7 @@ class _Thread:
     by: str | None
     candidate: str | None = None  # a reference the message named but may not join, and why
     why_not: str | None = None
-    staff: bool = False  # a support engineer's reply: the contact's first response
+    staff: bool = False  # a verified staff member's reply: the contact's first response
 
 
 def classifier_rules(policy: Policy) -> ClassifierRules:
@@ -193,6 +198,7 @@ class EmailChannel:
     def _receive(
         self, email: InboundEmail, now: datetime, token: tuple[str, str] | None
     ) -> Receipt:
+        sender = self.check_sender(email)
         with self.db.session() as session:
             existing = session.scalar(_MESSAGE_BY_ID, {"message_id": email.message_id})
             duplicate = _duplicate(session, existing) if existing is not None else None
@@ -203,14 +209,9 @@ class EmailChannel:
             if duplicate is None and seen:
                 raise ReplayedToken
             if duplicate is None:
-                thread = self._thread(session, email)
+                thread = self._thread(session, email, sender)
                 classification = classify(
                     email.subject, email.text, email.attachments, classifier_rules(self.policy)
-                )
-                account_id = (
-                    None
-                    if thread.contact_id is not None or email.automatic
-                    else _managed_account(session, email, classification.account_hint)
                 )
         if duplicate is not None:
             if token is not None and not seen:
@@ -218,15 +219,27 @@ class EmailChannel:
                     _remember_token(writer, token, now, self.settings)
             return duplicate
         if thread.contact_id is not None:
-            return self._append(email, thread, classification, now, token)
+            return self._append(email, sender, thread, classification, now, token)
 
         def complete(session: Session, contact: Contact, result: IntakeResult) -> Receipt:
-            return self._complete(session, email, classification, contact, result, now, token)
+            return self._complete(
+                session, email, sender, classification, contact, result, now, token
+            )
 
-        request = self._request(email, classification, thread, account_id, now)
+        request = self._request(email, sender, classification, thread, now)
         return self.intake.intake_then(request, complete)[1]
 
-    def _thread(self, session: Session, email: InboundEmail) -> _Thread:
+    def check_sender(self, email: InboundEmail) -> SenderCheck:
+        """Return whether the message's From: address is proven by an aligned pass."""
+        return check_sender(
+            email.from_address,
+            email.from_problem,
+            email.auth.verdicts,
+            email.auth.results_headers,
+            self.settings.trusted_authserv_ids,
+        )
+
+    def _thread(self, session: Session, email: InboundEmail, sender: SenderCheck) -> _Thread:
         """Find the contact a reply belongs to, and whether this sender may add to it."""
         candidates = [*email.in_reply_to, *reversed(email.references)]
         contact: Contact | None = None
@@ -253,15 +266,28 @@ class EmailChannel:
             return _Thread(None, None, contact.reference, f"the contact is {contact.status}")
         if by == "headers" and email.automatic:
             return _Thread(contact.id, by)  # a bounce or out-of-office about our own mail
-        if _is_staff(session, email):
+        author = self.intake.reply_author(
+            session,
+            contact,
+            email.from_address,
+            sender_trusted=sender.verified and not email.automatic,
+            staff_domains=self.settings.staff_email_domains,
+        )
+        if author is ReplyAuthor.STAFF:
             return _Thread(contact.id, by, staff=True)
-        if not _may_add(session, contact, email):
-            return _Thread(None, None, contact.reference, "the sender may not add to it")
+        if author is ReplyAuthor.OUTSIDER:
+            why = (
+                "the sender may not add to it"
+                if sender.verified
+                else f"the sender is not verified ({sender.why})"
+            )
+            return _Thread(None, None, contact.reference, why)
         return _Thread(contact.id, by)
 
     def _append(
         self,
         email: InboundEmail,
+        sender: SenderCheck,
         thread: _Thread,
         classification: Classification,
         now: datetime,
@@ -272,7 +298,7 @@ class EmailChannel:
             contact = session.get(Contact, thread.contact_id)
             assert contact is not None
             kind = "automatic" if email.automatic else "reply"
-            session.add(_stored_message(email, kind, contact.id, classification))
+            session.add(_stored_message(email, sender, kind, contact.id, classification))
             added: list[str] = []
             if not email.automatic and contact.checklist:
                 merged = dict(contact.checklist)
@@ -290,6 +316,7 @@ class EmailChannel:
                     actor=email.from_address or "unknown sender",
                     data={
                         **email.summary(),
+                        "sender": sender.to_dict(),
                         "threaded_by": thread.by,
                         "checklist_added": added,
                         "severity_marker": classification.severity_marker,
@@ -308,13 +335,14 @@ class EmailChannel:
     def _request(
         self,
         email: InboundEmail,
+        sender: SenderCheck,
         classification: Classification,
         thread: _Thread,
-        account_id: str | None,
         now: datetime,
     ) -> ContactRequest:
         details: dict[str, Any] = {
             **email.summary(),
+            "sender": sender.to_dict(),
             "classification": classification.to_dict(),
         }
         if thread.candidate:
@@ -324,9 +352,11 @@ class EmailChannel:
             channel=Channel.EMAIL,
             external_id=email.message_id,
             received_at=now,
-            account_id=account_id,
             admin_email=email.from_address,
-            sender_trusted=not email.auth.failed,
+            sender_trusted=sender.verified,
+            account_hints=tuple(
+                hint for hint in (email.mailbox_hash, classification.account_hint) if hint
+            ),
             from_address=email.from_address,
             subject=email.subject[:500] or None,
             severity=classification.severity,
@@ -342,6 +372,7 @@ class EmailChannel:
         self,
         session: Session,
         email: InboundEmail,
+        sender: SenderCheck,
         classification: Classification,
         contact: Contact,
         result: IntakeResult,
@@ -349,10 +380,10 @@ class EmailChannel:
         token: tuple[str, str] | None,
     ) -> Receipt:
         """Store the message with its contact and owe the reply (in intake's transaction)."""
-        session.add(_stored_message(email, "inbound", contact.id, classification))
+        session.add(_stored_message(email, sender, "inbound", contact.id, classification))
         session.flush()  # a concurrent duplicate fails here, before any reply is owed
         replies, suppressed = self._plan_reply(
-            session, email, classification, contact, now, new_contact=result.created
+            session, email, sender, classification, contact, now, new_contact=result.created
         )
         if token is not None:
             _remember_token(session, token, now, self.settings)
@@ -370,6 +401,7 @@ class EmailChannel:
         self,
         session: Session,
         email: InboundEmail,
+        sender: SenderCheck,
         classification: Classification,
         contact: Contact,
         now: datetime,
@@ -384,10 +416,10 @@ class EmailChannel:
         if status is ContactStatus.REJECTED:
             reason = (contact.decision or {}).get("rejected")
             kind = "rejection"
-            if reason not in EXPLAINED_REJECTIONS or recipient is None:
+            if not sender.verified or reason not in EXPLAINED_REJECTIONS or recipient is None:
                 why = (
-                    "the sender failed SPF/DKIM checks and may be forged"
-                    if reason == "sender_not_verified"
+                    f"the sender is not verified and may be forged ({sender.why})"
+                    if not sender.verified
                     else f"no reply for a contact rejected as {reason}"
                 )
                 return [], [self._suppress(session, contact, kind, recipient, why, now)]
@@ -421,6 +453,13 @@ class EmailChannel:
         if _sent_since(session, recipient, now - timedelta(hours=1), limit) >= limit:
             why = f"loop breaker: {limit} automatic replies to this address in the last hour"
             return [], [self._suppress(session, contact, kind, recipient, why, now)]
+        if kind == "rejection" and not self._rejection_allowed(session, now):
+            cap = self.settings.email_max_rejections_per_hour
+            why = (
+                f"rejection cap: {cap} explanations to all senders per hour "
+                "(EMAIL_MAX_REJECTIONS_PER_HOUR)"
+            )
+            return [], [self._suppress(session, contact, kind, recipient, why, now)]
 
         try:
             text = self._render(kind, email, classification, contact)
@@ -445,7 +484,8 @@ class EmailChannel:
             kind=kind,
             contact_id=contact.id,
             to_address=recipient,
-            to_name=email.from_name[:200] if email.from_name else None,
+            # A rejection names nobody: the display name is the sender's to choose (backscatter).
+            to_name=email.from_name[:200] if email.from_name and kind != "rejection" else None,
             message_id=message_id,
             subject=text.subject,
             body_text=text.body,
@@ -474,6 +514,14 @@ class EmailChannel:
         )
         session.flush()
         return [PlannedReply(row.id, kind, recipient, text.subject, text.body, message_id)], []
+
+    def _rejection_allowed(self, session: Session, now: datetime) -> bool:
+        """Take one rejection from the allowance all web processes share (False: none left)."""
+        cap = self.settings.email_max_rejections_per_hour
+        if cap <= 0:
+            return False
+        limit = ratelimit.RateLimit.per_window(cap, 3600)
+        return ratelimit.take(session, REJECTIONS_BUCKET, limit, now=now).allowed
 
     def _suppress(
         self,
@@ -504,12 +552,9 @@ class EmailChannel:
     ) -> ReplyText:
         signature = f"-- \n{self.settings.mail_from_name}\n{self.settings.mail_from}"
         if kind == "rejection":
+            # Nothing the sender wrote is echoed (subject, name): a rejection is not a relay.
             return rejection(
-                subject=email.subject,
-                sender=email.from_address or "this address",
-                recipient_name=email.from_name,
-                period_hours=self.settings.email_rejection_reply_hours,
-                signature=signature,
+                period_hours=self.settings.email_rejection_reply_hours, signature=signature
             )
         if kind == "deflection":
             return deflection(
@@ -710,7 +755,11 @@ def _duplicate(session: Session, existing: EmailMessage) -> Receipt:
 
 
 def _stored_message(
-    email: InboundEmail, kind: str, contact_id: int, classification: Classification
+    email: InboundEmail,
+    sender: SenderCheck,
+    kind: str,
+    contact_id: int,
+    classification: Classification,
 ) -> EmailMessage:
     return EmailMessage(
         message_id=email.message_id,
@@ -731,6 +780,8 @@ def _stored_message(
             "attachments": [attachment.to_dict() for attachment in email.attachments],
             "headers": dict(email.headers),
             "auth": email.auth.to_dict(),
+            "sender": sender.to_dict(),
+            "from_problem": email.from_problem,
             "automatic": email.automatic,
             "envelope_from": email.envelope_from,
             "message_id_generated": email.message_id_generated,
@@ -738,51 +789,6 @@ def _stored_message(
             "classification": classification.to_dict(),
         },
     )
-
-
-def _is_staff(session: Session, email: InboundEmail) -> bool:
-    """Return True for mail from an active staff member that passed SPF/DKIM."""
-    if email.from_address is None or email.auth.failed or email.automatic:
-        return False
-    found = session.scalar(
-        select(StaffUser.id).where(
-            StaffUser.email == email.from_address, StaffUser.active.is_(True)
-        )
-    )
-    return found is not None
-
-
-def _may_add(session: Session, contact: Contact, email: InboundEmail) -> bool:
-    """Return True when the sender may add to ``contact``: its sender, or one of its admins."""
-    sender = email.from_address
-    if sender is None or email.auth.failed:
-        return False
-    if contact.from_address and contact.from_address.lower() == sender:
-        return True
-    admin = session.scalar(select(Admin).where(Admin.email == sender, Admin.active.is_(True)))
-    if admin is None:
-        return False
-    account = contact.account
-    allowed = {contact.account_id, contact.via_partner_id, account.partner_id if account else None}
-    return admin.account_id in allowed
-
-
-def _managed_account(session: Session, email: InboundEmail, hint: str | None) -> str | None:
-    """Return the customer a partner's admin names (support+contoso@, 'Account: Contoso')."""
-    hints = [h.strip().lower() for h in (email.mailbox_hash, hint) if h and h.strip()]
-    if not hints or email.from_address is None:
-        return None
-    admin = session.scalar(
-        select(Admin).where(Admin.email == email.from_address, Admin.active.is_(True))
-    )
-    if admin is None:
-        return None
-    managed = session.scalars(select(Account).where(Account.partner_id == admin.account_id)).all()
-    for wanted in hints:
-        for account in managed:
-            if wanted in (account.id.lower(), account.name.lower()):
-                return account.id
-    return None
 
 
 def _sent_statement(*, of_kind: bool) -> Any:

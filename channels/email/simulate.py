@@ -54,6 +54,12 @@ DEFAULT_BODY = (
 )
 @click.option("--header", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
 @click.option(
+    "--unauthenticated",
+    is_flag=True,
+    help="Leave out the Authentication-Results a trusted receiving host would add (the sender "
+    "is then not verified).",
+)
+@click.option(
     "--file",
     "raw_file",
     type=click.File("rb"),
@@ -73,6 +79,7 @@ def email_command(
     message_id: str | None,
     in_reply_to: str | None,
     headers: tuple[str, ...],
+    unauthenticated: bool,
     raw_file: BinaryIO | None,
 ) -> None:
     """Send an email as an MTA would, and print what the customer receives."""
@@ -80,10 +87,20 @@ def email_command(
     token = token or settings.inbound_mime_token
     if not token:
         raise click.ClickException("INBOUND_MIME_TOKEN is not set for this app; pass --token")
+    # Play the trusted receiving host (EMAIL_TRUSTED_AUTHSERV_IDS): it checked the sender's
+    # domain and says so, as a real MTA in front of the router would.
+    trusted = sorted(settings.trusted_authserv_ids)
+    authserv_id = trusted[0] if trusted and not unauthenticated else None
+    if authserv_id is None and not unauthenticated and raw_file is None:
+        click.echo(
+            "note: EMAIL_TRUSTED_AUTHSERV_IDS is not set, so the sender cannot be verified",
+            err=True,
+        )
     if raw_file is not None:
         raw = raw_file.read()
     else:
         raw = _build(
+            authserv_id=authserv_id,
             sender=sender,
             from_name=from_name or ("Alice Admin" if sender == DEFAULT_SENDER else ""),
             recipient=recipient or settings.mail_from,
@@ -137,6 +154,7 @@ def email_command(
 
 def _build(
     *,
+    authserv_id: str | None,
     sender: str,
     from_name: str,
     recipient: str,
@@ -148,6 +166,11 @@ def _build(
     headers: tuple[str, ...],
 ) -> bytes:
     message = EmailMessage()
+    if authserv_id is not None:
+        domain = sender.rpartition("@")[2]
+        message["Authentication-Results"] = (
+            f"{authserv_id}; spf=pass smtp.mailfrom={sender}; dmarc=pass header.from={domain}"
+        )
     message["From"] = f"{from_name} <{sender}>" if from_name else sender
     message["To"] = recipient
     message["Subject"] = subject

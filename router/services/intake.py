@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, insert, select
@@ -22,7 +23,7 @@ from router.db import Database
 from router.decision import RoutingOutcome, decide
 from router.domain import Category, Channel, ContactStatus, Severity, SlaState, Tier, Topic
 from router.entitlement import Access, ChannelEntitlement, channel_entitlement, effective_tier
-from router.models import Account, Admin, Contact, ContactEvent
+from router.models import Account, Admin, Contact, ContactEvent, StaffUser
 from router.rules import ContactAttributes
 from router.services.routing import RoutingCache
 
@@ -38,7 +39,11 @@ class ContactRequest:
     # whose admin rights intake checks (email From:, the portal token's sub and org).
     account_id: str | None = None
     admin_email: str | None = None
-    sender_trusted: bool = True  # False when e.g. SPF/DKIM failed: the sender is not believed
+    # False unless the channel proved the sender (email: an aligned SPF/DKIM/DMARC pass).
+    sender_trusted: bool = True
+    # Names a partner's admin gives for the managed customer meant (email: support+contoso@,
+    # an "Account: Contoso" line); unmatched, the admin's own account is meant.
+    account_hints: tuple[str, ...] = ()
     from_address: str | None = None
     subject: str | None = None
     severity: Severity | None = None
@@ -71,6 +76,14 @@ class IntakeResult:
     due_at: datetime | None
     next_open_at: datetime | None
     reason: str | None = None
+
+
+class ReplyAuthor(StrEnum):
+    """Who wrote a reply on a contact's thread, as far as intake believes it."""
+
+    STAFF = "staff"  # a verified, active staff member: the contact's first response
+    ADMIN = "admin"  # a verified, active admin of the contact's account (or of its partner)
+    OUTSIDER = "outsider"  # anyone else: kept apart from the contact, never routed onto it
 
 
 @dataclass(frozen=True)
@@ -162,7 +175,12 @@ class IntakeService:
             raise IdentityError("not_an_admin")
         if not admin.active:
             raise IdentityError("inactive_admin")
-        if request.account_id is None or request.account_id == admin.account_id:
+        if request.account_id is None:
+            managed = self._managed(session, admin, request.account_hints)
+            if managed is not None:
+                return Identity(account=managed, admin=admin, via_partner=admin.account)
+            return Identity(account=admin.account, admin=admin, via_partner=None)
+        if request.account_id == admin.account_id:
             return Identity(account=admin.account, admin=admin, via_partner=None)
         account = session.get(Account, request.account_id)
         if account is None:
@@ -170,6 +188,52 @@ class IntakeService:
         if account.partner_id is not None and account.partner_id == admin.account_id:
             return Identity(account=account, admin=admin, via_partner=admin.account)
         raise IdentityError("not_admin_of_account")
+
+    def _managed(self, session: Session, admin: Admin, hints: tuple[str, ...]) -> Account | None:
+        """Return the customer a partner's admin names by id or name, if it manages one."""
+        wanted = [hint.strip().lower() for hint in hints if hint and hint.strip()]
+        if not wanted:
+            return None
+        managed = session.scalars(select(Account).where(Account.partner_id == admin.account_id))
+        by_key = {
+            key: account
+            for account in managed
+            for key in (account.id.lower(), account.name.lower())
+        }
+        return next((by_key[hint] for hint in wanted if hint in by_key), None)
+
+    def reply_author(
+        self,
+        session: Session,
+        contact: Contact,
+        sender: str | None,
+        *,
+        sender_trusted: bool,
+        staff_domains: frozenset[str],
+    ) -> ReplyAuthor:
+        """Return who wrote a reply on ``contact``'s thread (SPEC 2.6).
+
+        Only a proven sender counts: staff when the address is an active staff member's in a
+        staff domain (their answer is the first response), an admin when it is an active admin
+        of the contact's account or of the partner managing it; anyone else is an outsider.
+        """
+        if sender is None or not sender_trusted:
+            return ReplyAuthor.OUTSIDER
+        address = sender.lower()
+        if address.rpartition("@")[2] in staff_domains and session.scalar(
+            select(StaffUser.id).where(StaffUser.email == address, StaffUser.active.is_(True))
+        ):
+            return ReplyAuthor.STAFF
+        admin = session.scalar(_ADMIN_BY_EMAIL, {"email": address})
+        if admin is None or not admin.active:
+            return ReplyAuthor.OUTSIDER
+        account = contact.account
+        allowed = {
+            contact.account_id,
+            contact.via_partner_id,
+            account.partner_id if account else None,
+        }
+        return ReplyAuthor.ADMIN if admin.account_id in allowed - {None} else ReplyAuthor.OUTSIDER
 
     def attributes(
         self,

@@ -32,6 +32,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from channels.email.models import EmailMessage as StoredEmail
+from channels.email.normalise import read_from
 from config import Settings
 from config.policy import Policy
 from router import migrate
@@ -47,6 +48,9 @@ POSTMARK_USER, POSTMARK_PASSWORD = "postmark-user", "postmark-password-012345678
 MAILGUN_KEY = "key-mailgun-signing-0123456789abcdef"
 MIME_TOKEN = "mime-token-0123456789abcdef"
 SUPPORT = "support@router.example"
+# The receiving host whose Authentication-Results the tests' app believes, and staff's domain.
+TRUSTED_HOST = "mx.router.example"
+STAFF_DOMAIN = "support.example"
 
 
 class Inbox:
@@ -133,6 +137,8 @@ def settings(migrated_url: str, smtp_server: tuple[Inbox, int]) -> Settings:
         mail_from_name="Acme Support Router",
         help_center_url="https://help.router.example",
         email_send_mode="inline",  # tests look in the inbox right after the request
+        email_trusted_authserv_ids=TRUSTED_HOST,
+        email_staff_domains=STAFF_DOMAIN,
     )
 
 
@@ -275,6 +281,12 @@ def new_id(domain: str = "acme.example") -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
+def trusted_pass(sender: str, host: str = TRUSTED_HOST) -> str:
+    """Return the Authentication-Results our MTA adds for mail whose DMARC check passed."""
+    address = read_from([sender]).address or sender
+    return f"{host}; spf=pass smtp.mailfrom={address}; dmarc=pass header.from={address.rpartition('@')[2]}"
+
+
 def message(
     *,
     sender: str = "Alice Admin <alice@acme.example>",
@@ -284,9 +296,12 @@ def message(
     message_id: str | None = None,
     headers: Mapping[str, str] | None = None,
     attachments: Sequence[tuple[str, str, bytes]] = (),
+    authenticated: bool = True,
 ) -> EmailMessage:
-    """Build a real-looking message."""
+    """Build a real-looking message; ``authenticated``: as our trusted MTA passed it (DMARC)."""
     msg = EmailMessage()
+    if authenticated:
+        msg["Authentication-Results"] = trusted_pass(sender)
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject

@@ -185,7 +185,10 @@ def test_a_non_admin_gets_one_explanation_and_nothing_is_routed(
     assert kinds(db, contact.id) == ["received", "rejected", "email_sent"]
     (explanation,) = inbox.to("mallory@evil.example")
     body = explanation.get_content()
-    assert "only be opened by the active administrators" in body and "mallory@evil.example" in body
+    assert "only be opened by the active administrators" in body
+    # Nothing the sender wrote comes back: not the subject, the name, or even the address.
+    assert "password" not in body + str(explanation["Subject"])
+    assert "Mallory" not in body + str(explanation["To"]) and "mallory" not in body
     assert explanation["Auto-Submitted"] == "auto-replied"
 
     second = message(sender="mallory@evil.example", subject="Hello again?")
@@ -344,17 +347,18 @@ def test_a_sender_asking_for_no_auto_replies_is_routed_but_not_answered(
 def test_spf_or_dkim_failures_are_not_trusted(
     client: FlaskClient, db: Database, inbox: Inbox
 ) -> None:
-    forged = message()
-    answer = post_sendgrid_raw(client, forged, spf="fail").get_json()
+    forged = message(authenticated=False)
+    answer = post_sendgrid_raw(client, forged, spf="fail", dkim="{@acme.example : fail}").get_json()
     assert (answer["status"], answer["reason"]) == ("rejected", "sender_not_verified")
     contact = stored_contact(db, str(forged["Message-ID"]))
     assert kinds(db, contact.id) == ["received", "rejected", "email_reply_suppressed"]
     assert events(db, contact.id)[0].data["auth"]["spf"] == "fail"
+    assert events(db, contact.id)[0].data["sender"]["verified"] is False
 
-    dkim = message(sender="bob@globex.example")
+    dkim = message(sender="bob@globex.example", authenticated=False)
     fields = [
         ("body-mime", dkim.as_bytes()),
-        ("sender", b"bob@globex.example"),
+        ("sender", b"bounce@mailer.globex-lookalike.example"),
         ("X-Mailgun-Spf", b"Pass"),
         ("X-Mailgun-Dkim-Check-Result", b"Fail"),
     ]
@@ -365,11 +369,16 @@ def test_spf_or_dkim_failures_are_not_trusted(
     )
 
     header_verdict = message(
+        authenticated=False,
         headers={
-            "Authentication-Results": "mx.router.example; spf=pass; dkim=fail header.d=acme.example"
-        }
+            "Authentication-Results": "mx.router.example; spf=fail smtp.mailfrom=acme.example; "
+            "dkim=fail header.d=acme.example"
+        },
     )
     assert post_mime(client, header_verdict).get_json()["reason"] == "sender_not_verified"
+    # Nothing said at all ("believed unless a check fails" is gone): not verified either.
+    silent = message(authenticated=False)
+    assert post_mime(client, silent).get_json()["reason"] == "sender_not_verified"
     assert inbox.messages == []  # no backscatter to possibly forged addresses
 
 

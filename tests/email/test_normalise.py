@@ -6,12 +6,20 @@ from email.message import EmailMessage
 
 import pytest
 
+from channels.email.authentication import (
+    SenderCheck,
+    Verdict,
+    check_sender,
+    received_spf,
+    sendgrid_dkim,
+)
 from channels.email.normalise import (
     AuthResults,
     MalformedEmail,
     html_to_text,
     message_ids,
     parse_mime,
+    read_from,
 )
 
 OWN = frozenset({"support@router.example"})
@@ -186,41 +194,112 @@ def test_unreadable_addresses_are_not_senders() -> None:
     assert parse(raw).from_address is None
 
 
+TRUSTED = frozenset({"mx.router.example"})
+
+
+def checked(headers: str, sender: str = "alice@acme.example", **kwargs: object) -> SenderCheck:
+    raw = f"From: {sender}\r\nMessage-ID: <k@x>\r\n{headers}\r\n\r\nb\r\n".encode()
+    email = parse(raw, **kwargs)
+    return check_sender(
+        email.from_address,
+        email.from_problem,
+        email.auth.verdicts,
+        email.auth.results_headers,
+        TRUSTED,
+    )
+
+
 @pytest.mark.parametrize(
-    ("headers", "expected"),
+    ("headers", "verified"),
     [
+        ("Authentication-Results: mx.router.example; dmarc=pass header.from=acme.example", True),
+        ("Authentication-Results: MX.Router.Example 1; dkim=pass header.d=acme.example", True),
+        ("Authentication-Results: mx.router.example; dkim=pass header.i=@mail.acme.example", True),
+        ("Authentication-Results: mx.router.example; spf=pass smtp.mailfrom=b@acme.example", True),
+        # Another host's results, however good, prove nothing.
+        ("Authentication-Results: mx.evil.example; dmarc=pass header.from=acme.example", False),
+        # A pass for a domain not aligned with the From: domain proves nothing.
+        ("Authentication-Results: mx.router.example; dkim=pass header.d=evil.example", False),
+        ("Authentication-Results: mx.router.example; spf=pass smtp.mailfrom=x@acmeexample", False),
+        ("Authentication-Results: mx.router.example; dmarc=pass header.from=evil.example", False),
+        ("Authentication-Results: mx.router.example; spf=pass", False),  # no domain
         (
-            "Authentication-Results: mx.router.example; spf=pass smtp.mailfrom=acme.example; dkim=pass header.d=acme.example; dmarc=pass",
-            AuthResults("pass", "pass", "pass"),
+            "Authentication-Results: mx.router.example; dkim=pass header.d=acme.example; "
+            "dmarc=fail header.from=acme.example",
+            False,
         ),
-        (
-            "Authentication-Results: mx.router.example; spf=fail smtp.mailfrom=acme.example; dkim=none",
-            AuthResults("fail", "none", "none"),
-        ),
-        (
-            "Authentication-Results: mx; dkim=fail header.d=a; dkim=pass header.d=b",
-            AuthResults("none", "pass", "none"),
-        ),
-        (
-            "Authentication-Results: mx; dmarc=fail header.from=acme.example",
-            AuthResults("none", "none", "fail"),
-        ),
-        (
-            "Received-SPF: SoftFail (domain of transitioning alice@acme.example)",
-            AuthResults("softfail", "none", "none"),
-        ),
+        ("Authentication-Results: mx.router.example; spf=fail smtp.mailfrom=acme.example", False),
+        ("Authentication-Results: mx.router.example; ;;garbage", False),
+        ("Received-SPF: Pass (mx.router.example) envelope-from=a@acme.example", False),
+        ("X-Nothing: at all", False),
     ],
 )
-def test_authentication_verdicts_are_read(headers: str, expected: AuthResults) -> None:
-    raw = f"From: alice@acme.example\r\nMessage-ID: <k@x>\r\n{headers}\r\n\r\nb\r\n".encode()
-    assert parse(raw).auth == expected
+def test_only_an_aligned_pass_from_a_trusted_host_verifies(headers: str, verified: bool) -> None:
+    assert checked(headers).verified is verified
 
 
-def test_provider_verdicts_win_over_headers() -> None:
-    raw = b"From: a@acme.example\r\nMessage-ID: <l@x>\r\nReceived-SPF: Pass\r\n\r\nb\r\n"
-    email = parse(raw, auth=AuthResults(spf="fail"))
-    assert email.auth.spf == "fail" and email.auth.failed
-    assert not AuthResults(spf="neutral", dkim="pass").failed
+def test_provider_verdicts_count_for_their_domain_only() -> None:
+    spf = Verdict("spf", "pass", "acme.example", "sendgrid")
+    assert checked("X-A: b", auth=AuthResults(verdicts=(spf,))).verified
+    stranger = Verdict("spf", "pass", "attacker.example", "mailgun")
+    assert not checked("X-A: b", auth=AuthResults(verdicts=(stranger,))).verified
+    # Mailgun's DKIM verdict names no domain: it counts for the one domain every signature names.
+    dkim = AuthResults(verdicts=(Verdict("dkim", "pass", None, "mailgun"),))
+    one = "DKIM-Signature: v=1; a=rsa-sha256; d=acme.example; s=s1; b=x"
+    two = one + "\r\nDKIM-Signature: v=1; a=rsa-sha256; d=evil.example; s=s1; b=y"
+    assert checked(one, auth=dkim).verified
+    assert not checked(two, auth=dkim).verified
+    assert not checked("X-A: b", auth=dkim).verified
+
+
+def test_sendgrid_and_received_spf_fields_name_their_domains() -> None:
+    assert sendgrid_dkim("{@acme.example : pass, @evil.example : fail}") == [
+        Verdict("dkim", "pass", "acme.example", "sendgrid"),
+        Verdict("dkim", "fail", "evil.example", "sendgrid"),
+    ]
+    value = (
+        "Pass (sender SPF authorized) identity=mailfrom; client-ip=203.0.113.5; "
+        "helo=mail.acme.example; envelope-from=alice@acme.example; receiver=x"
+    )
+    assert received_spf(value, "postmark") == Verdict("spf", "pass", "acme.example", "postmark")
+    helo = "Pass identity=helo; envelope-from=alice@acme.example"
+    assert received_spf(helo, "postmark") == Verdict("spf", "pass", None, "postmark")
+
+
+@pytest.mark.parametrize(
+    ("values", "address", "problem"),
+    [
+        (["Alice Admin <Alice@ACME.example>"], "alice@acme.example", None),
+        (["alice@acme.example (Alice)"], "alice@acme.example", None),
+        (['"Admin, Alice" <alice@acme.example>'], "alice@acme.example", None),
+        # The display name never wins.
+        (["alice@acme.example <mallory@evil.example>"], "mallory@evil.example", None),
+        (["alice@acme.example (Alice) <mallory@evil.example>"], "mallory@evil.example", None),
+        (
+            ["=?utf-8?q?alice=40acme.example=3E=2C?= <mallory@evil.example>"],
+            "mallory@evil.example",
+            None,
+        ),
+        # Encoded words inside the address are refused, not decoded.
+        (["=?utf-8?b?YWxpY2VAYWNtZS5leGFtcGxl?="], None, "encoded word"),
+        (["<=?utf-8?q?alice?=@acme.example>"], None, "encoded word"),
+        # Exactly one From: with exactly one address.
+        (["alice@acme.example", "mallory@evil.example"], "alice@acme.example", "2 From: headers"),
+        (["alice@acme.example, mallory@evil.example"], None, "exactly one address"),
+        (["<mallory@evil.example> <alice@acme.example>"], None, "exactly one address"),
+        (["friends: alice@acme.example;"], None, "exactly one address"),
+        ([], None, "no From: header"),
+        (["not an address"], None, "not a valid address"),
+    ],
+)
+def test_the_sender_is_the_one_from_address(
+    values: list[str], address: str | None, problem: str | None
+) -> None:
+    sender = read_from(values)
+    assert sender.address == address
+    assert (problem is None and sender.problem is None) or (
+        problem is not None and sender.problem is not None and problem in sender.problem
+    )
 
 
 @pytest.mark.parametrize(

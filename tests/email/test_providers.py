@@ -114,6 +114,7 @@ def test_raw_mime_non_utf8_mail_is_stored_readably(
     client: FlaskClient, db: Database, inbox: Inbox
 ) -> None:
     raw = (
+        b"Authentication-Results: mx.router.example; dmarc=pass header.from=globex.example\r\n"
         b"From: =?koi8-r?b?8MXU0g==?= <bob@globex.example>\r\n"
         b"To: support@router.example\r\n"
         b"Subject: =?iso-2022-jp?b?GyRCJSglaSE8GyhC?= agent\r\n"
@@ -267,7 +268,10 @@ def test_sendgrid_parsed_mode_with_a_non_utf8_body(
         assert (
             stored.data["text"] == "Le déploiement échoue depuis ce matin sur nos postes Windows."
         )
-        assert stored.data["auth"] == {"spf": "pass", "dkim": "pass", "dmarc": "none"}
+        auth = stored.data["auth"]
+        assert (auth["spf"], auth["dkim"], auth["dmarc"]) == ("pass", "pass", "none")
+        assert stored.data["sender"]["verified"] is True
+        assert "aligned with acme.example (sendgrid)" in stored.data["sender"]["why"]
         assert [a["name"] for a in stored.data["attachments"]] == ["jcagent.log", "screenshot.png"]
     assert len(inbox.to("alice@acme.example")) == 1
 
@@ -511,7 +515,11 @@ def postmark_document(message_id: str, sender: str = "carol@initech.example") ->
         "Tag": "",
         "Headers": [
             {"Name": "Return-Path", "Value": f"<{sender}>"},
-            {"Name": "Received-SPF", "Value": "Pass (sender SPF authorized) identity=mailfrom"},
+            {
+                "Name": "Received-SPF",
+                "Value": "Pass (sender SPF authorized) identity=mailfrom; client-ip=203.0.113.9; "
+                f"envelope-from={sender}; receiver=inbound.postmarkapp.com",
+            },
             {"Name": "Message-ID", "Value": message_id},
             {"Name": "X-Spam-Status", "Value": "No"},
         ],
