@@ -97,6 +97,13 @@ def db_revision(message: str, autogenerate: bool) -> None:
 def demo_data() -> None:
     """Load demo accounts, admins, PINs and a staff user if the database is empty."""
     rt = runtime()
+    if rt.settings.is_production:
+        # The demo password, PINs and token are published (README, make run): in production
+        # they would open the console and the phone line to anyone.
+        raise click.ClickException(
+            "demo-data refuses to run with APP_ENV=production: it adds an admin with a published "
+            "password, published support PINs and an admin API token; nothing was written"
+        )
     credentials = load_demo_data(rt.db, rt.policy, rt.settings.pin_pepper, datetime.now(UTC))
     click.echo(
         "demo data loaded" if credentials.loaded else "demo data already present; kept as is"

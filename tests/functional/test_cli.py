@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import func, select
 
+from app import create_app
+from config import Settings
 from router import migrate
 from router.db import Database
-from router.models import Account, Admin, ApiToken, Queue, RuleSetVersion, StaffUser, SupportPin
+from router.models import (
+    Account,
+    Admin,
+    ApiToken,
+    AuditEntry,
+    Queue,
+    RuleSetVersion,
+    StaffUser,
+    SupportPin,
+)
 from router.runtime import EXTENSION_KEY
 from router.services.staff import authenticate_token, verify_password
 
@@ -64,6 +76,25 @@ def test_demo_data_is_idempotent(app: Flask, db: Database) -> None:
     assert authenticate_token(db, tokens[0], now) is None
     identity = authenticate_token(db, tokens[1], now)
     assert identity is not None and identity.role == "admin"
+
+
+def test_demo_data_refuses_production(app: Flask, settings: Settings, db: Database) -> None:
+    # Issue 12, item 9: it used to add an admin with a published password, published PINs and
+    # an admin API token, even to a database holding real data.
+    production = create_app(dataclasses.replace(settings, env="production"))
+    models = (Account, Admin, SupportPin, StaffUser, ApiToken, Queue, RuleSetVersion, AuditEntry)
+    try:
+        for state in ("empty", "holding data"):
+            sizes = [count(db, model) for model in models]
+            code, output = invoke(production, "demo-data")
+            assert code != 0, output
+            assert output.startswith("Error: demo-data refuses to run with APP_ENV=production")
+            assert "482913" not in output and "Staff API token" not in output
+            assert [count(db, model) for model in models] == sizes, state
+            code, output = invoke(app, "demo-data")  # development and test still load it
+            assert code == 0, output
+    finally:
+        production.extensions[EXTENSION_KEY].db.dispose()
 
 
 def test_staff_create_and_token(app: Flask, db: Database) -> None:
