@@ -96,9 +96,18 @@ class Settings:
     pin_lockout_seconds: int = 3600
     pin_alert_failures: int = 50
     pin_alert_window_seconds: int = 600
-    pin_slowdown_ms: int = 2000
+    # PIN checks across all calls and web processes (a token bucket in the database); the
+    # alert rate applies while the failure-rate alert holds.
+    pin_global_rate_per_minute: int = 60
+    pin_global_burst: int = 20
+    pin_alert_rate_per_minute: int = 12
     ivr_prompt_repeats: int = 2
     ivr_gather_timeout_seconds: int = 6
+    # Serving (gunicorn.conf.py): threads per worker, and how long a client may take to send
+    # a request (headers and body) before its connection is closed.
+    web_threads: int = 8
+    request_read_timeout_seconds: int = 10
+    request_min_bytes_per_second: int = 32768
     # Scheduler process, SLA sweep and notifications (router/scheduler, router/services).
     sla_sweep_interval_seconds: int = 30
     sla_sweep_batch_size: int = 500
@@ -164,6 +173,7 @@ class Settings:
         if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError("PUBLIC_BASE_URL must start with http:// or https://")
         self._validate_voice()
+        self._validate_server()
         self._validate_scheduler()
         self._validate_email_senders()
         self._validate_console()
@@ -274,6 +284,23 @@ class Settings:
                 "TWILIO_SHARED_KEYS has a secret that is too short; "
                 f"use at least {_MIN_SECRET_LENGTH} characters"
             )
+        if self.pin_alert_rate_per_minute > self.pin_global_rate_per_minute:
+            raise SettingsError(
+                "PIN_ALERT_RATE_PER_MINUTE must not exceed PIN_GLOBAL_RATE_PER_MINUTE"
+            )
+        # Without it the signed URL's host would come from the request's Host header.
+        if self.is_production and not self.public_base_url:
+            raise SettingsError(
+                "PUBLIC_BASE_URL is missing; production needs the public URL Twilio calls "
+                "and signs (e.g. https://support-router.example.com)"
+            )
+
+    def _validate_server(self) -> None:
+        """Check the web server's threads and request read limits."""
+        for variable, (low, high) in _SERVER_RANGES.items():
+            value = getattr(self, _ENV_TO_FIELD[variable])
+            if not low <= value <= high:
+                raise SettingsError(f"{variable} must be between {low} and {high}, not {value}")
 
     @property
     def trusted_authserv_ids(self) -> frozenset[str]:
@@ -467,7 +494,12 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "PIN_LOCKOUT_SECONDS": ("pin_lockout_seconds", int),
     "PIN_ALERT_FAILURES": ("pin_alert_failures", int),
     "PIN_ALERT_WINDOW_SECONDS": ("pin_alert_window_seconds", int),
-    "PIN_SLOWDOWN_MS": ("pin_slowdown_ms", int),
+    "PIN_GLOBAL_RATE_PER_MINUTE": ("pin_global_rate_per_minute", int),
+    "PIN_GLOBAL_BURST": ("pin_global_burst", int),
+    "PIN_ALERT_RATE_PER_MINUTE": ("pin_alert_rate_per_minute", int),
+    "WEB_THREADS": ("web_threads", int),
+    "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", int),
+    "REQUEST_MIN_BYTES_PER_SECOND": ("request_min_bytes_per_second", int),
     "IVR_PROMPT_REPEATS": ("ivr_prompt_repeats", int),
     "IVR_GATHER_TIMEOUT_SECONDS": ("ivr_gather_timeout_seconds", int),
     "SLA_SWEEP_INTERVAL_SECONDS": ("sla_sweep_interval_seconds", int),
@@ -509,10 +541,17 @@ _VOICE_RANGES = {
     "PIN_LOCKOUT_SECONDS": (60, 7 * 86400),
     "PIN_ALERT_FAILURES": (1, 1_000_000),
     "PIN_ALERT_WINDOW_SECONDS": (60, 86400),
-    # Twilio waits 15 s for a webhook's answer; the slow-down must leave room for the rest.
-    "PIN_SLOWDOWN_MS": (0, 10_000),
+    "PIN_GLOBAL_RATE_PER_MINUTE": (1, 60_000),
+    "PIN_GLOBAL_BURST": (1, 10_000),
+    "PIN_ALERT_RATE_PER_MINUTE": (1, 60_000),
     "IVR_PROMPT_REPEATS": (0, 5),
     "IVR_GATHER_TIMEOUT_SECONDS": (1, 60),
+}
+# Web server limits (gunicorn.conf.py): (lowest, highest) allowed value of each variable.
+_SERVER_RANGES = {
+    "WEB_THREADS": (1, 256),
+    "REQUEST_READ_TIMEOUT_SECONDS": (1, 600),
+    "REQUEST_MIN_BYTES_PER_SECOND": (1, 1 << 30),
 }
 # Console log-in limits and session lifetimes: (lowest, highest) allowed value of each variable.
 _CONSOLE_RANGES = {
@@ -592,7 +631,12 @@ _PUBLIC_FIELDS = {
     "pin_lockout_seconds",
     "pin_alert_failures",
     "pin_alert_window_seconds",
-    "pin_slowdown_ms",
+    "pin_global_rate_per_minute",
+    "pin_global_burst",
+    "pin_alert_rate_per_minute",
+    "web_threads",
+    "request_read_timeout_seconds",
+    "request_min_bytes_per_second",
     "ivr_prompt_repeats",
     "ivr_gather_timeout_seconds",
     "console_login_lockout_failures",

@@ -28,6 +28,8 @@ _EN: dict[str, str] = {
     "pin_no_input": "Sorry, we did not receive a PIN.",
     "pin_failed": "We could not verify your PIN.",
     "pin_verified": "Thank you, your PIN is verified.",
+    "pin_hold": "We are checking many PINs right now. Please hold for a moment.",
+    "pin_busy": "Sorry, we cannot check your PIN right now. Please call again in a few minutes.",
     "locked": "For your security, PIN entry from this phone number is temporarily locked.",
     "not_entitled": (
         "Phone support is part of Premium Support, and your account's plan does not include it."
@@ -90,6 +92,13 @@ _FR: dict[str, str] = {
     "pin_no_input": "Désolé, nous n'avons pas reçu de code PIN.",
     "pin_failed": "Nous n'avons pas pu vérifier votre code PIN.",
     "pin_verified": "Merci, votre code PIN est vérifié.",
+    "pin_hold": (
+        "Nous vérifions de nombreux codes PIN en ce moment. Veuillez patienter un instant."
+    ),
+    "pin_busy": (
+        "Désolé, nous ne pouvons pas vérifier votre code PIN pour le moment. "
+        "Veuillez rappeler dans quelques minutes."
+    ),
     "locked": (
         "Pour votre sécurité, la saisie du code PIN depuis ce numéro est temporairement bloquée."
     ),
@@ -164,6 +173,10 @@ _PT: dict[str, str] = {
     "pin_no_input": "Desculpe, não recebemos nenhum PIN.",
     "pin_failed": "Não foi possível verificar o seu PIN.",
     "pin_verified": "Obrigado, o seu PIN foi verificado.",
+    "pin_hold": "Estamos verificando muitos PINs neste momento. Aguarde um instante.",
+    "pin_busy": (
+        "Desculpe, não é possível verificar o seu PIN agora. Ligue novamente em alguns minutos."
+    ),
     "locked": (
         "Para sua segurança, a digitação do PIN a partir deste número está "
         "temporariamente bloqueada."

@@ -4,7 +4,8 @@ No I/O and no clock: the voice service looks things up (lockouts, the PIN, intak
 outcome in; what comes back is a ``Turn`` (the next state and a list of actions) that
 ``ivr.twiml`` renders. Prompts are catalog keys (``ivr.catalog``), never inline text.
 
-Flow: greeting -> PIN (3 tries a call; silence repeats the prompt, then the call ends) ->
+Flow: greeting -> PIN (3 tries a call; silence repeats the prompt, then the call ends; a check
+held back by the global PIN rate limit pauses at Twilio and asks again, costing no try) ->
 severity menu (reads the S1-S3 definitions) -> topic/category menu -> intake -> queue. A menu
 with no or invalid input is repeated ``prompt_repeats`` times, then takes its safe default
 (severity S3, topic "other").
@@ -52,6 +53,7 @@ class PinOutcome(StrEnum):
     NOT_ENTITLED = "not_entitled"  # a valid PIN, but phone support is not in the account's tier
     WRONG = "wrong"
     LOCKED = "locked"  # the calling number is locked out
+    HELD = "held"  # not checked: the global PIN-check rate is used up for now
     EMPTY = "empty"
     SWITCH_LANGUAGE = "switch_language"
 
@@ -76,6 +78,9 @@ class Limits:
 
     pin_tries: int = 3
     prompt_repeats: int = 2
+    # Holds in a row before the call ends (each one pauses at Twilio: a held caller, or a
+    # guesser, cannot keep a toll-free call open for ever).
+    pin_holds: int = 10
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,13 @@ class Enqueue:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Wait silently at Twilio (never in a web worker)."""
+
+    seconds: int
+
+
+@dataclass(frozen=True)
 class Play:
     """Play an audio file (hold music)."""
 
@@ -124,7 +136,7 @@ class Hangup:
     """End the call."""
 
 
-Action = Say | Gather | Enqueue | Play | Hangup
+Action = Say | Gather | Enqueue | Pause | Play | Hangup
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,7 @@ class CallState:
     offer_english: bool = False
     pin_failures: int = 0
     misses: int = 0  # no or invalid input at the current prompt, in a row
+    holds: int = 0  # PIN checks held back by the global rate limit, in a row
     severity: Severity | None = None
     severity_defaulted: bool = False
     category: Category | None = None
@@ -178,6 +191,7 @@ class CallState:
             "offer_english": self.offer_english,
             "pin_failures": self.pin_failures,
             "misses": self.misses,
+            "holds": self.holds,
             "severity": self.severity.value if self.severity else None,
             "severity_defaulted": self.severity_defaulted,
             "category": self.category.value if self.category else None,
@@ -194,6 +208,7 @@ class CallState:
             offer_english=bool(data.get("offer_english", False)),
             pin_failures=int(data.get("pin_failures", 0)),
             misses=int(data.get("misses", 0)),
+            holds=int(data.get("holds", 0)),
             severity=Severity(data["severity"]) if data.get("severity") else None,
             severity_defaulted=bool(data.get("severity_defaulted", False)),
             category=Category(data["category"]) if data.get("category") else None,
@@ -235,8 +250,16 @@ def start(voice: str, *, locked: bool, offer_english: bool) -> Turn:
     return Turn(state, (Say("greeting"), _pin_gather(state, Say("pin_prompt"))))
 
 
-def on_pin(state: CallState, outcome: PinOutcome, limits: Limits) -> Turn:
+def on_pin(state: CallState, outcome: PinOutcome, limits: Limits, *, hold_seconds: int = 1) -> Turn:
     """Move on from the PIN prompt given what the PIN check found."""
+    if outcome is PinOutcome.HELD:
+        # Not a try and not a miss: the caller waits at Twilio, then keys the PIN again.
+        held = replace(state, holds=state.holds + 1, misses=0)
+        if held.holds > limits.pin_holds:
+            return _end(held, Say("pin_busy"), Say("reach_us"))
+        prompt = _pin_gather(held, Say("pin_prompt_again"))
+        return Turn(held, (Say("pin_hold"), Pause(max(1, hold_seconds)), prompt))
+    state = replace(state, holds=0)
     if outcome is PinOutcome.VERIFIED:
         verified = replace(state, stage=Stage.SEVERITY, misses=0)
         return Turn(verified, (Say("pin_verified"), severity_menu()))

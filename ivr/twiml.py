@@ -15,7 +15,7 @@ from twilio.twiml.voice_response import Gather as GatherVerb
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.catalog import Catalog
-from ivr.machine import Action, Enqueue, Gather, Hangup, Play, Ref, Say, Stage
+from ivr.machine import Action, Enqueue, Gather, Hangup, Pause, Play, Ref, Say, Stage
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 
@@ -103,6 +103,8 @@ def render(
                 wait_url=urls.wait(voice.language),
                 wait_url_method="POST",
             )
+        elif isinstance(action, Pause):
+            response.pause(length=action.seconds)
         elif isinstance(action, Play):
             response.play(action.url)
         elif isinstance(action, Hangup):

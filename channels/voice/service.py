@@ -9,13 +9,17 @@ conditional UPDATE in the same transaction as its effects, so concurrent deliver
 cannot both count.
 
 The PIN is looked up by its keyed hash in one indexed query and is never stored, logged or
-echoed; neither are any Gather digits.
+echoed; neither are any Gather digits. Every PIN check takes a token from one bucket shared by all
+web processes (``router.services.ratelimit``): PIN_GLOBAL_RATE_PER_MINUTE always, the stricter
+PIN_ALERT_RATE_PER_MINUTE while the failure-rate alert holds. A check with no token left is not
+made: the caller is answered at once with a pause at Twilio and the PIN prompt again, and that
+costs no try and counts no failure (no worker ever sleeps).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,8 +65,10 @@ from router.models import (
     SupportPin,
 )
 from router.pins import pin_hash
+from router.services import ratelimit
 from router.services.contacts_admin import mark_answered
 from router.services.intake import ContactRequest, IntakeResult, IntakeService
+from router.services.ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +146,11 @@ _CLAIM_STEP = update(cast(Table, IvrCall.__table__)).where(
 EVENT_UNKNOWN_NUMBER = "voice.unknown_number"
 EVENT_PIN_LOCKOUT = "voice.pin_lockout"
 EVENT_PIN_FAILURE_RATE = "voice.pin_failure_rate"
+# The one token bucket every PIN check draws from (all calls, all web processes).
+PIN_CHECKS_BUCKET = "voice.pin_checks"
+# How long a held caller waits at Twilio before keying the PIN again, in seconds.
+HOLD_MIN_SECONDS = 3
+HOLD_MAX_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,8 @@ class VoiceConfig:
     lockout_duration: timedelta
     alert_failures: int
     alert_window: timedelta
-    slowdown_seconds: float
+    pin_rate: RateLimit
+    pin_alert_rate: RateLimit
     gather_timeout: int
     hold_music_url: str
     support_email: str
@@ -181,7 +193,15 @@ class VoiceConfig:
             lockout_duration=timedelta(seconds=settings.pin_lockout_seconds),
             alert_failures=settings.pin_alert_failures,
             alert_window=timedelta(seconds=settings.pin_alert_window_seconds),
-            slowdown_seconds=settings.pin_slowdown_ms / 1000,
+            pin_rate=RateLimit(
+                per_second=settings.pin_global_rate_per_minute / 60,
+                burst=float(settings.pin_global_burst),
+            ),
+            # A smaller burst too: the first check under the alert caps what is left at once.
+            pin_alert_rate=RateLimit(
+                per_second=settings.pin_alert_rate_per_minute / 60,
+                burst=float(min(settings.pin_global_burst, settings.pin_alert_rate_per_minute)),
+            ),
             gather_timeout=settings.ivr_gather_timeout_seconds,
             hold_music_url=settings.hold_music_url or TWILIO_HOLD_MUSIC,
             support_email=settings.mail_from,
@@ -196,7 +216,7 @@ class PinCheck:
     outcome: PinOutcome
     account_id: str | None = None
     failed: bool = False
-    slowed: bool = False
+    hold_seconds: int = 0  # how long a held caller waits at Twilio
 
 
 class _StepTaken(Exception):
@@ -215,7 +235,6 @@ class VoiceService:
         *,
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] | None = None,
-        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.db = db
         self.policy = policy
@@ -227,9 +246,8 @@ class VoiceService:
                 for severity, entry in policy.severities.items()
             }
         )
-        # Injectable so tests control time and the PIN slow-down.
+        # Injectable so tests control time (the PIN lock-outs, alert window and rate limit).
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.sleep = sleep or time.sleep
         known = {self.catalog.voice_language(r.language) for r in policy.regions.values()}
         self._voices = frozenset(known | {ENGLISH_VOICE})
         self._rendered: dict[tuple[str, str, Urls, int], str] = {}
@@ -365,7 +383,9 @@ class VoiceService:
                         return replay
                     state = CallState.from_data(row.state, row.data)
                     check = self._check_pin(session, call, state, digits, now)
-                    turn = machine.on_pin(state, check.outcome, self.config.limits)
+                    turn = machine.on_pin(
+                        state, check.outcome, self.config.limits, hold_seconds=check.hold_seconds
+                    )
                     twiml = self._render(turn.actions, turn.state.voice, urls, step=step + 1)
                     self._advance(
                         session,
@@ -383,9 +403,6 @@ class VoiceService:
             log.info("voice call %s: PIN step for an unknown call; starting over", call.call_sid)
             return self.incoming(call, urls)
         log.info("voice call %s: PIN step -> %s", call.call_sid, check.outcome.value)
-        if check.slowed:
-            # Deliberately after the commit: a slowed check holds no database connection.
-            self.sleep(self.config.slowdown_seconds)
         if check.outcome is PinOutcome.NOT_ENTITLED and check.account_id is not None:
             try:
                 self._record_not_entitled(row, turn.state, check.account_id)
@@ -568,7 +585,21 @@ class VoiceService:
         recent_failures = connection.scalar(
             _RECENT_FAILURES, {"since": now - self.config.alert_window}
         )
-        slowed = (recent_failures or 0) >= self.config.alert_failures
+        alerting = (recent_failures or 0) >= self.config.alert_failures
+        # Taken in this step's transaction: a step that is rolled back (a concurrent duplicate
+        # delivery) gives its token back. Every taker waits for the bucket row, so the
+        # allowance holds across processes.
+        decision = ratelimit.take(
+            connection,
+            PIN_CHECKS_BUCKET,
+            self.config.pin_alert_rate if alerting else self.config.pin_rate,
+            now=now,
+        )
+        if not decision.allowed:
+            wait = math.ceil(decision.retry_after_seconds)
+            return PinCheck(
+                PinOutcome.HELD, hold_seconds=min(HOLD_MAX_SECONDS, max(HOLD_MIN_SECONDS, wait))
+            )
         account = None
         if keyed is PinInput.CANDIDATE:
             hashed = pin_hash(self.config.pin_pepper, (digits or "").strip())
@@ -591,12 +622,12 @@ class VoiceService:
                 if self._phone_open(session, account, now)
                 else PinOutcome.NOT_ENTITLED
             )
-            return PinCheck(outcome, account_id=account.id, slowed=slowed)
+            return PinCheck(outcome, account_id=account.id)
         if (recent_failures or 0) + 1 >= self.config.alert_failures:
             self._raise_alert(session, (recent_failures or 0) + 1, now)
         if self._lock_if_over_limit(session, caller, locked_until, call, now):
-            return PinCheck(PinOutcome.LOCKED, failed=True, slowed=slowed)
-        return PinCheck(PinOutcome.WRONG, failed=True, slowed=slowed)
+            return PinCheck(PinOutcome.LOCKED, failed=True)
+        return PinCheck(PinOutcome.WRONG, failed=True)
 
     def _phone_open(self, session: Session, account: _PinAccount, now: datetime) -> bool:
         """Return True when the account's tier in force offers phone support right now."""
@@ -682,6 +713,7 @@ class VoiceService:
         )
         if already is not None:
             return
+        per_minute = round(self.config.pin_alert_rate.per_second * 60, 3)
         session.add(
             OpsEvent(
                 at=now,
@@ -690,14 +722,14 @@ class VoiceService:
                 message=(
                     f"{failures} PIN failures across all calling numbers in the last "
                     f"{int(window.total_seconds() // 60)} minutes (limit "
-                    f"{self.config.alert_failures}); every PIN check is slowed by "
-                    f"{self.config.slowdown_seconds:g} s while this lasts"
+                    f"{self.config.alert_failures}); PIN checks across all calls are limited to "
+                    f"{per_minute:g} a minute while this lasts"
                 ),
                 data={
                     "failures": failures,
                     "window_seconds": int(window.total_seconds()),
                     "limit": self.config.alert_failures,
-                    "slowdown_seconds": self.config.slowdown_seconds,
+                    "checks_per_minute": per_minute,
                 },
             )
         )

@@ -9,7 +9,6 @@ import hmac
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from werkzeug.test import TestResponse
 from app import create_app
 from channels.email.models import EmailMessage, EmailOutbox
 from channels.voice.models import IvrCall
-from channels.voice.views import SERVICE_KEY
 from config.policy import Policy
 from router.db import Database
 from router.models import Contact, ContactEvent, PinAttempt
@@ -48,16 +46,6 @@ POSTMARK = ("abuse-postmark", "abuse-postmark-password-0123456789")
 EMAIL_LIMIT = 256 * 1024  # EMAIL_MAX_MESSAGE_BYTES here, so oversize mail is cheap to send
 
 _COUNTED = (Contact, ContactEvent, EmailMessage, EmailOutbox, IvrCall, PinAttempt)
-
-
-@dataclass
-class Sleeps:
-    """Records the PIN slow-down instead of sleeping (spoofed guessing turns it on)."""
-
-    calls: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def abuse_settings(url: str, **overrides: Any) -> Any:
@@ -92,9 +80,8 @@ def abuse_store(
 
 @pytest.fixture(scope="session")
 def abuse_app(abuse_store: str) -> Iterator[Flask]:
-    """Yield the app the abuse tests hit (every provider configured; PIN slow-down recorded)."""
+    """Yield the app the abuse tests hit (every provider configured)."""
     application = create_app(abuse_settings(abuse_store))
-    application.extensions[SERVICE_KEY].sleep = Sleeps()
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
 

@@ -2,7 +2,8 @@
 
 A call gets 3 tries; a calling number with 10 failures in an hour is locked for an hour (even
 the right PIN is then refused from it); a failure rate across all numbers (spoofed caller IDs)
-raises an alert and slows every PIN check; staff can unlock; no PIN or keyed digits are logged.
+raises an alert and tightens the global PIN-check rate; staff can unlock; no PIN or keyed digits
+are logged.
 Each test has a store of its own, since the failure counts are global.
 """
 
@@ -22,12 +23,10 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from channels.voice.simulate import parse_twiml
-from channels.voice.views import SERVICE_KEY
 from config.policy import Policy
-from router.models import OpsEvent, PinLockout
+from router.models import OpsEvent, PinAttempt, PinLockout
 from router.runtime import EXTENSION_KEY
 from router.services.staff import issue_token
-from tests.abuse.conftest import Sleeps
 from tests.reliability.harness import (
     ACME_PIN,
     app_settings,
@@ -44,12 +43,19 @@ LOCKED = "temporarily locked"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pin_app(request: pytest.FixtureRequest, tmp_path: Path, policy: Policy) -> Iterator[Flask]:
-    """An app on a store of its own (PIN failure counts are global), slow-down recorded."""
+    """An app on a store of its own (PIN failure counts and the PIN-check bucket are global)."""
 
     def build(url: str) -> Iterator[Flask]:
         prepare_store(url, policy)
-        app = create_app(app_settings(url))
-        app.extensions[SERVICE_KEY].sleep = Sleeps()
+        # Generous outside the alert, so only the alert's rate is seen here.
+        app = create_app(
+            app_settings(
+                url,
+                pin_global_rate_per_minute=6000,
+                pin_global_burst=100,
+                pin_alert_rate_per_minute=6,
+            )
+        )
         yield app
         app.extensions[EXTENSION_KEY].db.dispose()
 
@@ -159,11 +165,10 @@ def test_guessing_from_one_number_locks_it_and_staff_can_unlock(
         assert pin not in logged
 
 
-def test_guessing_across_spoofed_numbers_raises_an_alert_and_slows_every_check(
+def test_guessing_across_spoofed_numbers_raises_an_alert_and_tightens_the_global_limit(
     pin_app: Flask,
 ) -> None:
     client = pin_app.test_client()
-    sleeps: Sleeps = pin_app.extensions[SERVICE_KEY].sleep
     failures = 0
     number = 0
     # 50 failures within ten minutes, spread so no single number reaches its own lock-out.
@@ -173,6 +178,7 @@ def test_guessing_across_spoofed_numbers_raises_an_alert_and_slows_every_check(
         caller.call()
         for pin in WRONG_PINS[:3]:
             caller.key(pin)
+            assert "not recognised" in caller.said()
             failures += 1
             if failures == 50:
                 break
@@ -184,14 +190,31 @@ def test_guessing_across_spoofed_numbers_raises_an_alert_and_slows_every_check(
             select(OpsEvent).where(OpsEvent.kind == "voice.pin_failure_rate")
         ).all()
     assert alerts, "no alert was raised"
-    # From now on, while the alert holds, every PIN check is slowed: the right PIN from a new
-    # number too (after the check, so no database connection is held while waiting).
-    assert sleeps.calls == []
+    # From now on, while the alert holds, every PIN check draws on the alert rate (6 a minute,
+    # at most 6 at once): the right PIN from a new number passes, as do the next few guesses...
     honest = Caller(client, "+17205559999")
     honest.call()
     honest.key(ACME_PIN)
     assert honest.prompted_for("severity")
     guesser = Caller(client, "+17205559998")
-    guesser.call()
-    guesser.key(WRONG_PINS[0])
-    assert sleeps.calls == [2.0, 2.0]
+    held = 0
+    for guess in (WRONG_PINS * 2)[:12]:
+        if guesser.last is None or guesser.hung_up():
+            guesser.call()
+        guesser.key(guess)
+        if "checking many PINs" in guesser.said():
+            held += 1
+    attempts = _attempts(pin_app)
+    assert attempts == 50 + 6, attempts  # ...and the rest are held, not checked
+    assert held == 12 - 5
+    # A held guess is answered at once: a pause at Twilio, then the PIN prompt again (never
+    # the fallback queue); the pause is how long the next check is away (10 s at this rate).
+    verbs = parse_twiml(guesser.last.data)  # type: ignore[union-attr]
+    assert [verb.name for verb in verbs][:2] == ["Say", "Pause"]
+    assert 3 <= int(verbs[1].attrs["length"]) <= 10
+    assert guesser.prompted_for("pin") and not any(verb.name == "Enqueue" for verb in verbs)
+
+
+def _attempts(app: Flask) -> int:
+    with app.extensions[EXTENSION_KEY].db.session() as session:
+        return len(session.scalars(select(PinAttempt)).all())

@@ -34,6 +34,7 @@ from router.models import (
     OpsEvent,
     PinAttempt,
     PinLockout,
+    RateLimitBucket,
     SupportPin,
 )
 from router.pins import pin_hash
@@ -76,16 +77,6 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-@dataclass
-class Sleeps:
-    """Records the slow-down instead of sleeping."""
-
-    calls: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture(scope="session")
 def twiml_schema() -> etree.XMLSchema:
     """Return the TwiML XSD, or skip with the reason when the conformance folder is absent."""
@@ -99,16 +90,12 @@ def clock() -> Clock:
     return Clock(NOW)
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
 AppFactory = Callable[..., Flask]
 
 # Tables the voice tests write to, children first; emptied around every test so each test starts
 # from the demo data alone (migrating and loading it once per database keeps the suite fast).
-_CALL_TABLES = (IvrCall, PinAttempt, PinLockout, OpsEvent, ContactEvent, Contact)
+# The PIN-check bucket too: every test starts at the same fixed time, when nothing refills it.
+_CALL_TABLES = (IvrCall, PinAttempt, PinLockout, OpsEvent, ContactEvent, Contact, RateLimitBucket)
 
 
 @pytest.fixture(
@@ -170,7 +157,6 @@ def _apps() -> Iterator[dict[tuple[Any, ...], Flask]]:
 def make_app(
     voice_settings: Settings,
     clock: Clock,
-    sleeps: Sleeps,
     _apps: dict[tuple[Any, ...], Flask],
 ) -> AppFactory:
     """Return a factory of apps on the voice database, with setting overrides."""
@@ -182,10 +168,9 @@ def make_app(
             application = create_app(voice_settings.with_overrides(**overrides))
             application.config["TESTING"] = True
             _apps[key] = application
-        # Each test gets its own clock and slow-down recorder.
+        # Each test gets its own clock.
         service: VoiceService = application.extensions[SERVICE_KEY]
         service.clock = clock
-        service.sleep = sleeps
         return application
 
     return factory

@@ -48,7 +48,6 @@ from tests.voice.conftest import (
     Call,
     Clock,
     Phone,
-    Sleeps,
     contact_for,
     timeline,
 )
@@ -422,13 +421,77 @@ def test_staff_unlock_lets_the_number_call_again(
         assert lockout is not None and lockout.locked_until == unlocked_at
 
 
-def test_a_high_failure_rate_across_numbers_alerts_and_slows_every_pin_check(
-    make_app: AppFactory,
-    twiml_schema: etree.XMLSchema,
-    sleeps: Sleeps,
-    clock: Clock,
+def held(call: Call) -> int | None:
+    """Return the pause of a held PIN check (None when the answer is not a hold)."""
+    verbs = call.verbs
+    names = [verb.name for verb in verbs]
+    if names[:2] != ["Say", "Pause"] or "checking many PINs" not in verbs[0].text:
+        return None
+    assert "/voice/pin" in call.action, call.action  # the PIN prompt again, at once
+    assert not call.enqueued() and not call.hung_up()
+    return int(verbs[1].attrs["length"])
+
+
+def test_pin_checks_beyond_the_global_rate_are_held_at_twilio_and_cost_no_try(
+    make_app: AppFactory, twiml_schema: etree.XMLSchema, clock: Clock
 ) -> None:
-    app = make_app(pin_alert_failures=3, pin_alert_window_seconds=600, pin_slowdown_ms=1500)
+    app = make_app(pin_global_rate_per_minute=60, pin_global_burst=4)
+    phone = Phone(app, twiml_schema)
+    db: Database = app.extensions["contact_router"].db
+    caller = Call(phone, caller="+12025550100")
+    caller.start()
+    caller.press(WRONG_PIN)
+    caller.press(WRONG_PIN)  # two tries used
+    # Others use up the burst at the same instant (spoofed caller IDs, one guess each).
+    for index in range(2):
+        guesser = Call(phone, caller=f"+1202555{index:04d}")
+        guesser.start()
+        guesser.press(WRONG_PIN)
+        assert "not recognised" in guesser.said()
+    assert failures(db) == 4
+    # No token left: the third try is not checked. The caller hears a hold, pauses at Twilio
+    # and is asked again; nothing is counted and no one is sent to the fallback queue.
+    caller.press(ACME_PIN)
+    assert held(caller) == 3  # a token is due in 1 s; the pause is at least 3 s
+    assert failures(db) == 4 and ivr_call(db, caller.sid).pin_failures == 2
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(PinAttempt)) == 4
+    clock.advance(seconds=1)
+    caller.press(WRONG_PIN)  # the third try is still there: checked and refused
+    assert "not recognised" in caller.said() and caller.hung_up()
+    assert ivr_call(db, caller.sid).pin_failures == 3
+
+
+def test_a_held_step_delivered_again_gets_the_same_answer(
+    make_app: AppFactory, twiml_schema: etree.XMLSchema, clock: Clock
+) -> None:
+    app = make_app(pin_global_rate_per_minute=60, pin_global_burst=1)
+    phone = Phone(app, twiml_schema)
+    first = Call(phone, caller="+12025550200")
+    first.start()
+    first.press(WRONG_PIN)
+    caller = Call(phone, caller="+12025550201")
+    caller.start()
+    action = caller.action
+    answer = caller.press(ACME_PIN, token="held-once")
+    assert held(caller) == 3
+    again = phone.post(action, caller.params(Digits=ACME_PIN), token="held-once")
+    assert again.data == answer.data
+    clock.advance(seconds=1)  # one token: the caller's next try is checked
+    caller.press(ACME_PIN)
+    assert "verified" in caller.said()
+
+
+def test_a_high_failure_rate_across_numbers_alerts_and_tightens_the_global_rate(
+    make_app: AppFactory, twiml_schema: etree.XMLSchema, clock: Clock
+) -> None:
+    app = make_app(
+        pin_alert_failures=3,
+        pin_alert_window_seconds=600,
+        pin_global_rate_per_minute=60,
+        pin_global_burst=2,
+        pin_alert_rate_per_minute=6,
+    )
     phone = Phone(app, twiml_schema)
     db: Database = app.extensions["contact_router"].db
     # A guesser spoofing a new caller ID for every try.
@@ -436,23 +499,55 @@ def test_a_high_failure_rate_across_numbers_alerts_and_slows_every_pin_check(
         call = Call(phone, caller=f"+1202555{index:04d}")
         call.start()
         call.press(WRONG_PIN)
+        assert held(call) is None
         clock.advance(seconds=10)
-    assert sleeps.calls == []  # below the limit before each check
     (alert,) = ops_events(db, EVENT_PIN_FAILURE_RATE)
     assert alert.severity == "critical" and alert.data["failures"] == 3
-    # Every PIN check is now slowed, a right one too; the alert is not repeated.
-    for pin in (WRONG_PIN, ACME_PIN):
+    assert alert.data["checks_per_minute"] == 6
+    # While the alert holds, the bucket refills at 6 a minute: after the burst, one check in
+    # ten seconds, the right PIN too; the alert is not repeated.
+    results = []
+    for _ in range(4):
         call = Call(phone, caller="+12025559999")
         call.start()
-        call.press(pin)
-    assert sleeps.calls == [1.5, 1.5]
+        call.press(ACME_PIN)
+        results.append(held(call))
+    assert results == [None, None, 10, 10]
+    clock.advance(seconds=10)
+    call.press(ACME_PIN)
+    assert "verified" in call.said()
     assert len(ops_events(db, EVENT_PIN_FAILURE_RATE)) == 1
-    # Once the window has passed, checks are at full speed again.
+    # Once the window has passed, the normal rate applies again.
     clock.advance(minutes=11)
-    call = Call(phone, caller="+12025558888")
+    for _ in range(2):
+        call = Call(phone, caller="+12025558888")
+        call.start()
+        call.press(ACME_PIN)
+        assert "verified" in call.said()
+    call = Call(phone, caller="+12025558887")
     call.start()
     call.press(ACME_PIN)
-    assert sleeps.calls == [1.5, 1.5]
+    assert held(call) == 3
+
+
+def test_a_call_held_too_many_times_in_a_row_ends_without_the_fallback_queue(
+    make_app: AppFactory, twiml_schema: etree.XMLSchema
+) -> None:
+    app = make_app(pin_global_rate_per_minute=1, pin_global_burst=1, pin_alert_rate_per_minute=1)
+    phone = Phone(app, twiml_schema)
+    db: Database = app.extensions["contact_router"].db
+    first = Call(phone, caller="+12025550300")
+    first.start()
+    first.press(WRONG_PIN)  # the only token
+    caller = Call(phone, caller="+12025550301")
+    caller.start()
+    for _ in range(10):
+        caller.press(ACME_PIN)
+        assert held(caller) == 20  # a token is a minute away; the pause is capped
+    caller.press(ACME_PIN)
+    assert "cannot check your PIN right now" in caller.said() and caller.hung_up()
+    assert not caller.enqueued()
+    assert ivr_call(db, caller.sid).pin_failures == 0 and failures(db) == 1
 
 
 # -- non-premium --------------------------------------------------------------------------

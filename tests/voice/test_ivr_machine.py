@@ -16,6 +16,7 @@ from ivr.machine import (
     Hangup,
     IntakeOutcome,
     Limits,
+    Pause,
     PinInput,
     PinOutcome,
     Play,
@@ -114,6 +115,26 @@ def test_pin_silence_repeats_twice_then_ends_without_counting_a_failure() -> Non
     last = machine.on_pin(state, PinOutcome.EMPTY, LIMITS)
     assert last.state.stage is Stage.ENDED and last.state.pin_failures == 0
     assert keys(last) == ["pin_no_input", "reach_us"]
+
+
+def test_a_held_pin_check_pauses_at_twilio_and_asks_again_without_costing_a_try() -> None:
+    state = machine.start("en-US", locked=False, offer_english=False).state
+    state = machine.on_pin(state, PinOutcome.WRONG, LIMITS).state
+    state = machine.on_pin(state, PinOutcome.EMPTY, LIMITS).state
+    turn = machine.on_pin(state, PinOutcome.HELD, LIMITS, hold_seconds=7)
+    assert turn.state.stage is Stage.PIN and turn.state.pin_failures == 1
+    assert (turn.state.misses, turn.state.holds) == (0, 1)
+    assert keys(turn) == ["pin_hold", "pin_prompt_again"]
+    assert Pause(7) in turn.actions and gather(turn).stage is Stage.PIN
+    # A check that is made again clears the holds; only holds in a row end the call.
+    assert machine.on_pin(turn.state, PinOutcome.WRONG, LIMITS).state.holds == 0
+    limits = replace(LIMITS, pin_holds=2)
+    for _ in range(2):
+        state = machine.on_pin(state, PinOutcome.HELD, limits).state
+    last = machine.on_pin(state, PinOutcome.HELD, limits)
+    assert last.state.stage is Stage.ENDED and last.state.pin_failures == 1
+    assert keys(last) == ["pin_busy", "reach_us"]
+    assert not any(isinstance(action, Enqueue) for action in last.actions)
 
 
 def test_a_verified_pin_reads_the_severity_definitions() -> None:
@@ -292,6 +313,7 @@ def every_turn() -> list[tuple[machine.Action, ...]]:
         topic,
         routed,
         *(machine.on_pin(start.state, outcome, LIMITS) for outcome in PinOutcome),
+        machine.on_pin(replace(start.state, holds=LIMITS.pin_holds), PinOutcome.HELD, LIMITS),
         *(
             machine.on_intake(routed.state, outcome, queue="cse-general", reference="C-7")
             for outcome in IntakeOutcome
