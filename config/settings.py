@@ -79,6 +79,7 @@ class Settings:
     hold_music_url: str | None = None
     # Chat and the portal's Contact Support form (channels/chat).
     portal_jwt_leeway_seconds: int = 30
+    portal_token_max_lifetime_seconds: int = 3600
     chat_message_max_chars: int = 4000
     chat_max_messages: int = 500
     portal_text_max_chars: int = 20000
@@ -163,6 +164,8 @@ class Settings:
         self._validate_mail()
         if not 0 <= self.portal_jwt_leeway_seconds <= 300:
             raise SettingsError("PORTAL_JWT_LEEWAY_SECONDS must be between 0 and 300")
+        if not 60 <= self.portal_token_max_lifetime_seconds <= 86400:
+            raise SettingsError("PORTAL_TOKEN_MAX_LIFETIME_SECONDS must be between 60 and 86400")
         for variable in _POSITIVE:
             if getattr(self, _ENV_TO_FIELD[variable]) < 1:
                 raise SettingsError(f"{variable} must be 1 or more")
@@ -479,6 +482,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "EMAIL_MAX_REJECTIONS_PER_HOUR": ("email_max_rejections_per_hour", int),
     "HOLD_MUSIC_URL": ("hold_music_url", str),
     "PORTAL_JWT_LEEWAY_SECONDS": ("portal_jwt_leeway_seconds", int),
+    "PORTAL_TOKEN_MAX_LIFETIME_SECONDS": ("portal_token_max_lifetime_seconds", int),
     "CHAT_MESSAGE_MAX_CHARS": ("chat_message_max_chars", int),
     "CHAT_MAX_MESSAGES": ("chat_max_messages", int),
     "PORTAL_TEXT_MAX_CHARS": ("portal_text_max_chars", int),
@@ -617,6 +621,7 @@ _PUBLIC_FIELDS = {
     "email_max_rejections_per_hour",
     "hold_music_url",
     "portal_jwt_leeway_seconds",
+    "portal_token_max_lifetime_seconds",
     "chat_message_max_chars",
     "chat_max_messages",
     "portal_text_max_chars",

@@ -131,6 +131,7 @@ class ChatService:
                 secret=self.settings.portal_jwt_secret,
                 now=self.now(),
                 leeway=timedelta(seconds=self.settings.portal_jwt_leeway_seconds),
+                max_lifetime=timedelta(seconds=self.settings.portal_token_max_lifetime_seconds),
             )
         except TokenError as exc:
             raise AuthError(exc.reason, exc.message) from None

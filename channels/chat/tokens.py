@@ -17,6 +17,9 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "org", "exp")
 # A token is a bearer credential; anything this long is not one the portal made.
 MAX_TOKEN_LENGTH = 4096
+# The longest a token may be valid for (PORTAL_TOKEN_MAX_LIFETIME_SECONDS): a leaked token with
+# `exp` in the year 9999 would otherwise open chats as its admin for ever.
+DEFAULT_MAX_LIFETIME = timedelta(hours=1)
 
 
 class TokenError(Exception):
@@ -49,9 +52,19 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def verify_portal_token(
-    token: str, *, secret: str, now: datetime, leeway: timedelta
+    token: str,
+    *,
+    secret: str,
+    now: datetime,
+    leeway: timedelta,
+    max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
 ) -> PortalClaims:
-    """Verify ``token`` (signature, algorithm, required claims, expiry) and return its claims."""
+    """Verify ``token`` (signature, algorithm, required claims, expiry, lifetime); return claims.
+
+    The lifetime is ``exp - iat`` when the token says when it was issued (an ``iat`` later than
+    now is refused, so this also bounds how far ahead ``exp`` may lie), and otherwise what is
+    left of it, ``exp - now``, allowing ``leeway`` for clock skew there only.
+    """
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("malformed_token", "the token is too long")
     try:
@@ -104,6 +117,17 @@ def verify_portal_token(
         expires_at = datetime.fromtimestamp(exp, UTC)
     except (OverflowError, OSError, ValueError):
         raise TokenError("invalid_claim", "the 'exp' claim is out of range") from None
+    limit = max_lifetime.total_seconds()
+    if "iat" in claims:
+        too_long = exp - _numeric_date(claims, "iat") > limit
+    else:
+        too_long = exp - instant > limit + slack
+    if too_long:
+        raise TokenError(
+            "lifetime_too_long",
+            f"the token is valid for longer than the {_duration(max_lifetime)} allowed; "
+            "the portal must issue short-lived tokens",
+        )
     return PortalClaims(
         admin_email=admin_email, account_id=_text_claim(claims, "org"), expires_at=expires_at
     )
@@ -136,6 +160,15 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise TokenError("invalid_claim", f"the {name!r} claim must be a NumericDate")
     return float(value)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = math.floor(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hour{'s' if seconds != 3600 else ''}"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minute{'s' if seconds != 60 else ''}"
+    return f"{seconds} seconds"
 
 
 def _text_claim(claims: dict[str, Any], name: str) -> str:

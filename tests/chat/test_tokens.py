@@ -1,4 +1,5 @@
-"""Portal token verification (pure): pinned algorithm, required claims, expiry with leeway."""
+"""Portal token verification (pure): pinned algorithm, required claims, expiry with leeway,
+maximum lifetime; and the lifetime limit over HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from channels.chat.service import ChatService
 from channels.chat.tokens import (
+    DEFAULT_MAX_LIFETIME,
     MAX_TOKEN_LENGTH,
     PortalClaims,
     TokenError,
@@ -17,6 +20,9 @@ from channels.chat.tokens import (
     mint_portal_token,
     verify_portal_token,
 )
+from config import Settings
+from router.db import Database
+from tests.chat.conftest import FRIDAY, Portal, counts, raw_token
 
 SECRET = "unit-test-portal-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
@@ -142,3 +148,95 @@ def test_bearer_header_refused(header: str | None) -> None:
     with pytest.raises(TokenError) as caught:
         bearer_token(header)
     assert caught.value.reason == "missing_token"
+
+
+# -- maximum lifetime (issue 12, item 13) --------------------------------------------------------
+
+YEAR_9999 = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+def test_a_token_valid_until_the_year_9999_is_refused() -> None:
+    assert reason(encode(claims(exp=YEAR_9999))) == "lifetime_too_long"
+    assert reason(encode(claims(exp=YEAR_9999, iat=int(NOW.timestamp())))) == "lifetime_too_long"
+
+
+def test_lifetime_is_exp_minus_iat_when_the_token_has_iat() -> None:
+    issued = int(NOW.timestamp()) - 600
+    hour = int(DEFAULT_MAX_LIFETIME.total_seconds())
+    assert verify(encode(claims(iat=issued, exp=issued + hour))).account_id == "acme"
+    assert reason(encode(claims(iat=issued, exp=issued + hour + 1))) == "lifetime_too_long"
+    # An iat long past does not stretch a token: it is measured from iat, not from now.
+    assert reason(encode(claims(iat=issued - 86400, exp=issued + 660))) == "lifetime_too_long"
+
+
+def test_lifetime_is_what_is_left_of_it_without_iat() -> None:
+    start = int(NOW.timestamp())
+    hour = int(DEFAULT_MAX_LIFETIME.total_seconds())
+    # Clock skew is allowed here (now is the service's clock), as for exp itself.
+    assert verify(encode(claims(exp=start + hour + 30))).account_id == "acme"
+    assert reason(encode(claims(exp=start + hour + 31))) == "lifetime_too_long"
+
+
+def test_the_maximum_lifetime_is_a_parameter() -> None:
+    day = encode(claims(iat=int(NOW.timestamp()), exp=int(NOW.timestamp()) + 86400))
+    assert reason(day) == "lifetime_too_long"
+    verified = verify_portal_token(
+        day, secret=SECRET, now=NOW, leeway=LEEWAY, max_lifetime=timedelta(days=1)
+    )
+    assert verified.expires_at == NOW + timedelta(days=1)
+    with pytest.raises(TokenError, match="longer than the 5 minutes allowed"):
+        verify_portal_token(
+            encode(claims(exp=int(NOW.timestamp()) + 600)),
+            secret=SECRET,
+            now=NOW,
+            leeway=LEEWAY,
+            max_lifetime=timedelta(minutes=5),
+        )
+
+
+LONG_LIVED = {
+    "year 9999": lambda now: {"exp": YEAR_9999},
+    "year 9999 with iat": lambda now: {"iat": now, "exp": YEAR_9999},
+    "two hours": lambda now: {"iat": now, "exp": now + 7200},
+    "two hours, no iat": lambda now: {"exp": now + 7200},
+}
+
+
+@pytest.mark.parametrize("shape", LONG_LIVED, ids=list(LONG_LIVED))
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/sessions", {"topic": "windows", "subject": "Agent will not start"}),
+        ("/portal/requests", {"topic": "windows", "subject": "Agent down", "description": "x"}),
+    ],
+)
+def test_long_lived_tokens_get_401_over_http(
+    portal: Portal, db: Database, shape: str, path: str, body: dict[str, str]
+) -> None:
+    now = int(FRIDAY.timestamp())
+    token = raw_token({"sub": "alice@acme.example", "org": "acme", **LONG_LIVED[shape](now)})
+    response = portal.post(path, body, token=token)
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["reason"] == "lifetime_too_long"
+    assert 'error_description="lifetime_too_long"' in response.headers["WWW-Authenticate"]
+    assert counts(db) == (0, 0)
+    # An hour-long token from the same portal is accepted.
+    hour = raw_token({"sub": "alice@acme.example", "org": "acme", "iat": now, "exp": now + 3600})
+    assert portal.post(path, body, token=hour).status_code == 201
+
+
+def test_portal_token_lifetime_is_configurable(
+    service: ChatService, settings: Settings, portal: Portal
+) -> None:
+    assert Settings.from_env({}).portal_token_max_lifetime_seconds == 3600
+    day = Settings.from_env({"PORTAL_TOKEN_MAX_LIFETIME_SECONDS": "86400"})
+    assert day.portal_token_max_lifetime_seconds == 86400
+    for bad in ("59", "86401"):
+        with pytest.raises(ValueError, match="PORTAL_TOKEN_MAX_LIFETIME_SECONDS must be between"):
+            Settings.from_env({"PORTAL_TOKEN_MAX_LIFETIME_SECONDS": bad})
+    now = int(FRIDAY.timestamp())
+    token = raw_token({"sub": "alice@acme.example", "org": "acme", "iat": now, "exp": now + 7200})
+    body = {"topic": "windows", "subject": "Agent will not start"}
+    assert portal.post("/chat/sessions", body, token=token).status_code == 401
+    service.settings = settings.with_overrides(portal_token_max_lifetime_seconds=7200)
+    assert portal.post("/chat/sessions", body, token=token).status_code == 201
