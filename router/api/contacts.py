@@ -82,6 +82,8 @@ class ContactDetailSchema(ContactSchema):
     rule_version = fields.Integer(allow_none=True)
     matched_rule = fields.String(allow_none=True)
     checklist = fields.Dict()
+    # Email: whether the From: address was proven by an aligned SPF/DKIM/DMARC pass, and why.
+    sender = fields.Dict(allow_none=True)
     decision = fields.Dict()
     trace = fields.List(fields.Dict())
     events = fields.List(fields.Nested(EventSchema))

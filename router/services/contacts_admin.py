@@ -110,12 +110,24 @@ def detail(contact: Contact, now: datetime) -> dict[str, Any]:
             "rule_version": contact.rule_version,
             "matched_rule": contact.matched_rule,
             "checklist": dict(contact.checklist or {}),
+            "sender": sender_check(contact),
             "decision": {key: value for key, value in decision.items() if key != "trace"},
             "trace": list(decision.get("trace") or []),
             "events": [event_dict(event) for event in contact.events],
         }
     )
     return data
+
+
+def sender_check(contact: Contact) -> dict[str, Any] | None:
+    """Return whether the contact's sender was verified and why (email), else None."""
+    for event in contact.events:
+        if event.kind == "received":
+            found = (event.data or {}).get("sender")
+            if isinstance(found, dict):
+                return {"verified": found.get("verified") is True, "why": str(found.get("why"))}
+            return None
+    return None
 
 
 def _filtered(filters: Mapping[str, Any], now: datetime) -> Select[Any]:

@@ -161,6 +161,8 @@ class IntakeService:
 
     def identify(self, session: Session, request: ContactRequest) -> Identity:
         """Return who the contact is from, or raise IdentityError with the reason."""
+        if not request.sender_trusted:
+            raise IdentityError("sender_not_verified")
         if request.admin_email is None:
             if request.account_id is None:
                 raise IdentityError("unidentified")
@@ -168,8 +170,6 @@ class IntakeService:
             if account is None:
                 raise IdentityError("unknown_account")
             return Identity(account=account, admin=None, via_partner=None)
-        if not request.sender_trusted:
-            raise IdentityError("sender_not_verified")
         admin = session.scalar(_ADMIN_BY_EMAIL, {"email": request.admin_email.lower()})
         if admin is None:
             raise IdentityError("not_an_admin")
