@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from router.models import ApiToken
+from router.models import ApiToken, ConsoleLoginLock
 from router.runtime import Runtime
 from tests.api.conftest import ApiClient
 
@@ -61,6 +61,37 @@ def test_staff_users(api: ApiClient) -> None:
     assert demoted.status_code == 200
     assert api.patch("staff/999999", role="admin", json={"name": "x"}).status_code == 404
     assert api.patch(f"staff/{body['id']}", role="admin", json={}).status_code == 422
+
+
+def test_console_login_unlock(api: ApiClient, rt: Runtime) -> None:
+    user = api.post(
+        "staff", role="admin", json={"email": "locked.out@support.example", "role": "viewer"}
+    ).get_json()
+    assert user["login_locked_until"] is None
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    with rt.db.transaction() as session:
+        session.add(
+            ConsoleLoginLock(
+                email=user["email"],
+                failures=0,
+                lockouts=1,
+                locked_until=until,
+                last_failure_at=datetime.now(UTC),
+            )
+        )
+    shown = api.get(f"staff/{user['id']}", role="admin").get_json()
+    assert shown["login_locked_until"] == until.isoformat()
+    listed = api.get("staff", role="admin", query={"q": "locked.out"}).get_json()
+    assert listed["items"][0]["login_locked_until"] == until.isoformat()
+    assert api.post(f"staff/{user['id']}/unlock", role="editor").status_code == 403
+    assert api.post("staff/999999/unlock", role="admin").status_code == 404
+    unlocked = api.post(f"staff/{user['id']}/unlock", role="admin")
+    assert unlocked.status_code == 200 and unlocked.get_json()["login_locked_until"] is None
+    entries = api.get(
+        "audit", role="viewer", query={"action": "login.unlocked", "entity_id": user["email"]}
+    ).get_json()
+    assert entries["items"][0]["before"]["lockouts"] == 1
+    assert entries["items"][0]["actor"] == "ops@support.example"
 
 
 def test_the_last_admin_stays(api: ApiClient) -> None:
