@@ -7,8 +7,10 @@ Time is driven through the console's clock (``app.extensions[CLOCK_KEY]``), neve
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -357,3 +359,23 @@ def test_next_with_control_characters_opens_no_session(
     assert again.status_code == 302 and again.headers["Location"] == "/console/queues"
     missing = client.get("/console/contacts%0d%0a")
     assert missing.status_code == 404
+
+
+def test_concurrent_guesses_lock_the_address_once(login_app: Flask, clock: Clock) -> None:
+    email = new_staff(login_app)
+    clients = [client_from(login_app, new_ip()) for _ in range(4)]
+    tokens = [csrf_of(client) for client in clients]
+    start = threading.Barrier(len(clients))
+
+    def guess(index: int) -> list[int]:
+        start.wait()
+        data = {"email": email, "password": WRONG, "csrf_token": tokens[index]}
+        return [clients[index].post("/console/login", data=data).status_code for _ in range(5)]
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = [status for batch in pool.map(guess, range(len(clients))) for status in batch]
+    actions = audit_actions(login_app, email)
+    # Guesses already past the check when the lock-out began are still counted, never lost.
+    assert actions.count("login.locked") == 1
+    assert actions.count("login.failed") == statuses.count(401) + 1
+    assert 4 <= statuses.count(401) < len(statuses)
