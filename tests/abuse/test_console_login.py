@@ -24,6 +24,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app import create_app
+from config.settings import Settings, SettingsError
 from router.console.views import CLOCK_KEY
 from router.models import AuditEntry, ConsoleSession, StaffUser
 from router.runtime import EXTENSION_KEY, Runtime
@@ -379,3 +380,21 @@ def test_concurrent_guesses_lock_the_address_once(login_app: Flask, clock: Clock
     assert actions.count("login.locked") == 1
     assert actions.count("login.failed") == statuses.count(401) + 1
     assert 4 <= statuses.count(401) < len(statuses)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "error"),
+    [
+        ("CONSOLE_LOGIN_LOCKOUT_FAILURES", "0", "between 1 and 100"),
+        ("CONSOLE_LOGIN_LOCKOUT_SECONDS", "soon", "whole number"),
+        ("CONSOLE_LOGIN_LOCKOUT_MAX_SECONDS", "60", "at least CONSOLE_LOGIN_LOCKOUT_SECONDS"),
+        ("CONSOLE_LOGIN_IP_FAILURES", "-1", "between 1 and 100000"),
+        ("CONSOLE_LOGIN_IP_WINDOW_SECONDS", "0", "between 1 and 86400"),
+        ("CONSOLE_SESSION_IDLE_MINUTES", "800", "must not exceed CONSOLE_SESSION_MAX_HOURS"),
+        ("CONSOLE_SESSION_MAX_HOURS", "721", "between 1 and 720"),
+    ],
+)
+def test_login_settings_are_checked(variable: str, value: str, error: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value})
+    assert variable in str(raised.value) and error in str(raised.value)
