@@ -21,6 +21,10 @@ import authres
 # How many Authentication-Results headers, topmost first, are looked at: a trusted host adds its
 # own at the top, so those below it come from further away (or from the sender).
 MAX_RESULTS_HEADERS = 20
+# A trusted host adds one header per hop, a few hundred characters each; parsing is not linear
+# in the length, so more (or longer) ones than this are not read at all.
+MAX_TRUSTED_HEADERS = 5
+MAX_TRUSTED_HEADER_CHARS = 4000
 VERDICT_WORDS = frozenset(
     {"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy"}
 )
@@ -149,12 +153,17 @@ def with_signature_domain(verdicts: Sequence[Verdict], signatures: Iterable[str]
 def trusted_results(values: Sequence[str], trusted_ids: frozenset[str]) -> list[Verdict]:
     """Return the verdicts of the Authentication-Results headers a trusted host added."""
     found: list[Verdict] = []
-    for value in values[:MAX_RESULTS_HEADERS]:
-        authserv_id = value.split(";", 1)[0].split()
-        if not authserv_id or authserv_id[0].lower() not in trusted_ids:
+    trusted = [
+        value
+        for value in values[:MAX_RESULTS_HEADERS]
+        if (authserv_id := value.split(";", 1)[0].split()) and authserv_id[0].lower() in trusted_ids
+    ]
+    for value in trusted[:MAX_TRUSTED_HEADERS]:
+        if len(value) > MAX_TRUSTED_HEADER_CHARS:
             continue
         try:
-            header = authres.AuthenticationResultsHeader.parse_value(value)
+            # A trailing ';' is common in the wild and a syntax error to authres.
+            header = authres.AuthenticationResultsHeader.parse_value(value.rstrip("; \t"))
         except Exception:  # authres raises its own SyntaxError on malformed text
             continue
         source = f"authentication-results {str(header.authserv_id).lower()}"

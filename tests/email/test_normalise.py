@@ -216,6 +216,12 @@ def checked(headers: str, sender: str = "alice@acme.example", **kwargs: object) 
         ("Authentication-Results: MX.Router.Example 1; dkim=pass header.d=acme.example", True),
         ("Authentication-Results: mx.router.example; dkim=pass header.i=@mail.acme.example", True),
         ("Authentication-Results: mx.router.example; spf=pass smtp.mailfrom=b@acme.example", True),
+        ("Authentication-Results: mx.router.example; dkim=pass header.d=acme.example;", True),
+        # Longer than any real header: not read at all (parsing it would cost too much).
+        (
+            f"Authentication-Results: mx.router.example; dmarc=pass header.from=acme.example ({'x' * 4000})",
+            False,
+        ),
         # Another host's results, however good, prove nothing.
         ("Authentication-Results: mx.evil.example; dmarc=pass header.from=acme.example", False),
         # A pass for a domain not aligned with the From: domain proves nothing.
