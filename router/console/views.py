@@ -131,8 +131,8 @@ def _http_error(error: HTTPException) -> tuple[str, int] | BaseResponse:
 
 
 def current_user() -> StaffIdentity | None:
-    """Return the logged-in staff member from their server-side session, checked each request
-    (log-out, expiry, deactivation and a password change end it at once)."""
+    """Return the logged-in staff member from their server-side session, checked each request."""
+    # Checked every time, so log-out, expiry, deactivation and a password change act at once.
     if "console_user" in g:
         user: StaffIdentity | None = g.console_user
         return user
@@ -153,11 +153,9 @@ def _limits() -> LoginLimits:
 
 
 def client_ip() -> str:
-    """Return the client's address: the one the outermost trusted proxy saw, else the peer's.
-
-    With TRUSTED_PROXY_COUNT=n, the n-th X-Forwarded-For value from the right was written by
-    our own outermost proxy; anything further left came from the client and is ignored.
-    """
+    """Return the client's address: the one our outermost trusted proxy saw, else the peer's."""
+    # With TRUSTED_PROXY_COUNT=n, the n-th X-Forwarded-For value from the right was written by
+    # our own outermost proxy; anything further left came from the client and is ignored.
     peer = request.remote_addr or "unknown"
     trusted = runtime().settings.trusted_proxy_count
     if trusted <= 0:
@@ -255,8 +253,8 @@ def back(default: str) -> BaseResponse:
 
 
 def _safe(target: str) -> bool:
-    """Return whether ``target`` is a console path on this site (never another site, never a
-    header break: control characters would end up in the Location header)."""
+    """Return whether ``target`` is a console path on this site, safe to redirect to."""
+    # Control characters would end up in the Location header (a header break, or a 500).
     if not target or len(target) > NEXT_MAX_LENGTH or not target.startswith("/console"):
         return False
     if "\\" in target or any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in target):

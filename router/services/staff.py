@@ -266,8 +266,8 @@ def login_email(raw: str) -> str | None:
 def check_login_allowed(
     db: Database, email: str | None, ip: str, limits: LoginLimits, now: datetime
 ) -> LoginRefusal | None:
-    """Take an attempt from the address's allowance; refuse when it is spent or ``email`` is
-    locked out (before any password is checked, so a refusal says nothing about the password)."""
+    """Take an attempt from the client's allowance; refuse if it is spent or ``email`` locked."""
+    # Called before any password is checked, so a refusal says nothing about the password.
     with db.transaction() as session:
         decision = ratelimit.take(session, address_bucket(ip), limits.per_address, now=now)
         if not decision.allowed:
@@ -285,8 +285,8 @@ def check_login_allowed(
 def record_login_failure(
     db: Database, email: str | None, ip: str, limits: LoginLimits, now: datetime
 ) -> LoginRefusal | None:
-    """Count a failed log-in for ``email``; lock the address out after too many in a row and
-    return that lock-out. Unknown addresses are counted alike, so nothing tells them apart."""
+    """Count a failed log-in for ``email``; return the lock-out if this one started it."""
+    # Addresses no staff user has are counted alike, so no answer tells them apart.
     if email is None:
         return None
     forget = now - FORGET_AFTER
@@ -353,10 +353,8 @@ def record_login_failure(
 def start_session(
     db: Database, identity: StaffIdentity, ip: str, limits: LoginLimits, now: datetime
 ) -> str:
-    """Record a successful log-in and open a console session; return its token (for the cookie).
-
-    The attempt taken from the address's allowance is given back: only failures count there.
-    """
+    """Record a successful log-in and open a console session; return its token (for the cookie)."""
+    # The attempt taken from the client's allowance is given back: only failures count there.
     token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
     with db.transaction() as session:
         _give_back(session, address_bucket(ip), limits.per_address)
@@ -406,8 +404,8 @@ def _give_back(session: Session, key: str, limit: RateLimit) -> None:
 def session_identity(
     db: Database, token: str, limits: LoginLimits, now: datetime
 ) -> StaffIdentity | None:
-    """Return who a console session belongs to, or None if it is unknown, revoked, expired
-    (idle or too old) or its user deactivated. One indexed read; a write at most a minute."""
+    """Return who a live console session belongs to (None: unknown, revoked, expired, inactive)."""
+    # One indexed read per request; last_seen_at is written at most once a minute.
     with db.session() as session:
         row = session.execute(
             select(

@@ -161,10 +161,8 @@ def update_staff(
     actor: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Change a staff user's name, role, active flag or password; one active admin must remain.
-
-    Deactivating a user or changing their password ends their console sessions.
-    """
+    """Change a staff user's name, role, active flag or password; one active admin must remain."""
+    # Deactivating a user or changing their password ends their console sessions (below).
     now = now or _now()
     if "role" in changes and changes["role"] not in {role.value for role in StaffRole}:
         raise Invalid("unknown role", errors={"role": ["viewer, editor or admin"]})
@@ -291,10 +289,8 @@ def revoke_token(
 
 
 def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> dict[str, Any]:
-    """Lift a staff user's console log-in lock-out and forget their failed log-ins.
-
-    Unlocking a user who is not locked changes nothing (and records nothing).
-    """
+    """Lift a staff user's console log-in lock-out and forget their failed log-ins."""
+    # Unlocking a user who is not locked changes nothing and records nothing (idempotent).
     with db.transaction() as session:
         user = _user(session, staff_id)
         lock = session.get(ConsoleLoginLock, user.email)
