@@ -316,8 +316,14 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
 def _refusal_message(refusal: LoginRefusal, at: datetime) -> str:
     """Say when to try again, the same way whether or not a staff user has the address."""
     seconds = refusal.retry_after_seconds(at)
-    wait = f"{seconds} seconds" if seconds < 120 else f"{round(seconds / 60)} minutes"
-    when = f"{refusal.retry_at:%H:%M} UTC (in about {wait})"
+    if seconds < 120:
+        wait = f"{seconds} second{'' if seconds == 1 else 's'}"
+    elif seconds < 7200:
+        wait = f"{round(seconds / 60)} minutes"
+    else:
+        wait = f"{round(seconds / 3600)} hours"
+    shown = "%H:%M" if refusal.retry_at.date() == at.date() else "%Y-%m-%d %H:%M"
+    when = f"{refusal.retry_at.astimezone(UTC):{shown}} UTC (in about {wait})"
     if refusal.reason == "throttled":
         return f"Too many failed log-ins from your network. Try again after {when}."
     return f"Too many failed log-ins for this email address. Try again after {when}."
