@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import Message
 
 MAX_FIELD_BYTES = 8 * 1024
@@ -35,7 +35,7 @@ MAX_HEADER_BLOCK_BYTES = 64 * 1024
 MAX_HEADER_FIELDS = 300
 MAX_MESSAGE_FIELDS = 3000  # header fields of all the entities of one message
 MAX_PARAMETER_FIELD_BYTES = 2 * 1024  # Content-Type and Content-Disposition of a part
-MAX_PARAMETERS = 64  # semicolons in those (legacy parameter parsing is quadratic in them)
+MAX_PARAMETERS = 24  # semicolons in those (legacy parameter parsing is quadratic in them)
 MAX_PARTS = 500
 MAX_DEPTH = 20
 MAX_REPORT_BYTES = 64 * 1024  # a message/delivery-status body: a few short header blocks
@@ -43,7 +43,7 @@ MAX_NOTES = 20
 # Beyond the budgets only these fields are kept, and at most this many in one message.
 MAX_ESSENTIAL_EXTRA = 100
 # Header lines looked at one by one; a longer block is searched for essential fields only.
-_SCAN_BYTES = 4 * MAX_HEADER_BLOCK_BYTES
+_SCAN_BYTES = 2 * MAX_HEADER_BLOCK_BYTES
 
 ESSENTIAL_FIELDS = frozenset(
     {
@@ -80,12 +80,6 @@ ESSENTIAL_FIELDS = frozenset(
 # The feed parser's rule for a header line (email.feedparser.headerRE), and the block they form.
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-_ESSENTIAL = re.compile(
-    rb"(?:^|(?<=[\r\n]))(?:"
-    + b"|".join(re.escape(name.encode()) for name in sorted(ESSENTIAL_FIELDS))
-    + rb")[ \t]*:[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*",
-    re.IGNORECASE,
-)
 _CONTENT_TYPE = re.compile(rb"content-type:", re.IGNORECASE)
 
 
@@ -170,30 +164,37 @@ class _Delimiter:
 
 @dataclass
 class _Finder:
-    """The next delimiter line of one boundary at or after a position (searches move forward)."""
+    """The next delimiter line of one boundary in a window (searches move forward)."""
 
     raw: bytes
     boundary: bytes
-    pattern: re.Pattern[bytes] = field(init=False)
+    lone_cr: bool  # the message has lines ending in a bare CR (rare; a second search)
+    patterns: tuple[re.Pattern[bytes], ...] = ()
     found: _Delimiter | None = None
-    none_after: int | None = None
+    none_in: tuple[int, int] = (0, 0)  # a window known to hold no delimiter
 
     def __post_init__(self) -> None:
-        # email.feedparser's boundaryre, matched at the start of a line.
-        self.pattern = re.compile(
-            rb"(?:\A|(?<=[\r\n]))--" + re.escape(self.boundary) + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)"
-        )
+        # email.feedparser's boundaryre at the start of a line. Beginning with a literal (the
+        # line ending before it) lets the regex engine skip ahead as fast as bytes.find.
+        tail = b"--" + re.escape(self.boundary) + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)"
+        ends = (b"\n", b"\r") if self.lone_cr else (b"\n",)
+        self.patterns = tuple(re.compile(re.escape(end) + tail) for end in ends)
 
-    def next(self, pos: int) -> _Delimiter | None:
+    def next(self, pos: int, until: int) -> _Delimiter | None:
         if self.found is not None and self.found.start >= pos:
-            return self.found
-        if self.none_after is not None and pos >= self.none_after:
+            return self.found if self.found.start < until else None
+        if self.none_in[0] <= pos and until <= self.none_in[1]:
             return None
-        match = self.pattern.search(self.raw, pos)
-        if match is None:
-            self.found, self.none_after = None, pos
+        best: re.Match[bytes] | None = None
+        for pattern in self.patterns:
+            match = pattern.search(self.raw, max(pos - 1, 0), until)
+            if match is not None and (best is None or match.start() < best.start()):
+                best = match
+        if best is None:
+            self.found, self.none_in = None, (pos, until)
             return None
-        self.found = _Delimiter(match.start(), match.end(), bool(match.group(1)), self.boundary)
+        start = best.start() + 1  # the delimiter line starts after the line ending
+        self.found = _Delimiter(start, best.end(), bool(best.group(1)), self.boundary)
         return self.found
 
 
@@ -219,6 +220,7 @@ class _Walk:
         self.finders: dict[bytes, _Finder] = {}
         self.open: list[bytes] = []  # boundaries of the multiparts being walked
         self.fields_left = MAX_MESSAGE_FIELDS
+        self.lone_cr = raw.count(b"\r") != raw.count(b"\r\n")
         self.extra_left = MAX_ESSENTIAL_EXTRA
 
     def run(self) -> None:
@@ -245,14 +247,18 @@ class _Walk:
             self.notes.append(text)
 
     def next_delimiter(self, pos: int, active: tuple[bytes, ...]) -> _Delimiter | None:
+        """Return the first delimiter line of any open multipart at or after ``pos``."""
+        # Outermost first: an inner boundary is only looked for before the next outer
+        # delimiter, so no byte is searched more than once per level of nesting.
         found: _Delimiter | None = None
+        until = len(self.raw)
         for boundary in active:
             finder = self.finders.get(boundary)
             if finder is None:
-                finder = self.finders[boundary] = _Finder(self.raw, boundary)
-            candidate = finder.next(pos)
-            if candidate is not None and (found is None or candidate.start < found.start):
-                found = candidate
+                finder = self.finders[boundary] = _Finder(self.raw, boundary, self.lone_cr)
+            candidate = finder.next(pos, until)
+            if candidate is not None:
+                found, until = candidate, candidate.start
         return found
 
     # An entity: its header block, then a body that is a leaf, a multipart or a message.
@@ -260,13 +266,18 @@ class _Walk:
         self.entities += 1
         ahead = self.next_delimiter(pos, active)
         limit = ahead.start if ahead is not None else len(self.raw)
-        head_end = _HEADER_BLOCK.match(self.raw, pos, limit)
+        window = min(limit, pos + _SCAN_BYTES)
+        head_end = _HEADER_BLOCK.match(self.raw, pos, window)
         assert head_end is not None  # the pattern matches the empty string
-        block_end = head_end.end()
-        body = block_end
-        separator = _LINE_END.match(self.raw, block_end, limit)
-        if separator is not None:
-            body = separator.end()
+        block_end = body = head_end.end()
+        if block_end == window < limit:
+            # A block longer than anything real: it is cut at the window (below), and its body
+            # starts after the first empty line (the rewritten block ends with one).
+            block_end, body = _after_blank_line(self.raw, window, limit)
+        else:
+            separator = _LINE_END.match(self.raw, block_end, limit)
+            if separator is not None:
+                body = separator.end()
         where = "header" if depth == 0 else "MIME part header"
         capped, changed = self.header_block(self.raw, pos, block_end, where)
         if depth == 0:
@@ -382,12 +393,16 @@ class _Walk:
         dropped = 0
         for one in _fields(raw[start:scanned_end]):
             name = _field_name(one)
+            room = len(kept) < MAX_HEADER_FIELDS and self.fields_left > 0 and budget > 0
+            if not room and (name not in ESSENTIAL_FIELDS or self.extra_left <= 0):
+                dropped += 1
+                changed = True
+                continue
             capped, why = _cap_field(name, one)
             if why:
                 self.note(f"{where} {_display(name)}: {why}")
                 changed = True
-            within = len(capped) <= budget and len(kept) < MAX_HEADER_FIELDS
-            if within and self.fields_left > 0:
+            if room and len(capped) <= budget:
                 self.fields_left -= 1
             elif name in ESSENTIAL_FIELDS and self.extra_left > 0:
                 self.extra_left -= 1
@@ -398,16 +413,21 @@ class _Walk:
             budget -= len(capped)
             kept.append(capped)
         if scanned_end < end:
-            # Too long to look at line by line: keep only what the router reads from the rest.
-            for match in _ESSENTIAL.finditer(raw, scanned_end, end):
-                if self.extra_left <= 0:
-                    break
-                self.extra_left -= 1
-                kept.append(_cap_field(_field_name(match.group()), match.group())[0])
-            dropped += 1
+            dropped += 1  # past the window nothing is read: no real header block is that long
         if dropped:
             self.note(f"{where} block: fields dropped beyond the header limits")
         return b"".join(kept), changed
+
+
+def _after_blank_line(raw: bytes, start: int, limit: int) -> tuple[int, int]:
+    """Return (where the first empty line at or after ``start`` begins, where it ends)."""
+    best: tuple[int, int] | None = None
+    # A line ending followed by a line ending (bytes.find is far faster than a regex here).
+    for pair, skip in ((b"\n\r\n", 1), (b"\n\n", 1), (b"\r\r", 1)):
+        at = raw.find(pair, start, limit)
+        if at >= 0 and (best is None or at + skip < best[0]):
+            best = (at + skip, at + len(pair))
+    return best if best is not None else (limit, limit)
 
 
 def _fields(block: bytes) -> list[bytes]:
