@@ -7,6 +7,7 @@ import hmac
 import json
 from datetime import datetime
 
+from channels.email import limits
 from channels.email.authentication import Verdict, domain_of
 from channels.email.formdata import FormData
 from channels.email.normalise import (
@@ -20,9 +21,9 @@ from channels.email.normalise import (
     clean_line,
     clean_text,
     decode_bytes,
+    envelope_sender,
     fingerprint,
     header_map,
-    normalise_address,
     parse_mime,
     raw_values,
     verdict,
@@ -31,7 +32,21 @@ from channels.email.webhook_auth import WebhookAuthError
 
 PROVIDER = "mailgun"
 # Headers Mailgun also posts as top-level fields; used when message-headers lacks them.
-_HEADER_FIELDS = ("Message-Id", "In-Reply-To", "References", "Date", "To", "Cc", "Auto-Submitted")
+_HEADER_FIELDS = (
+    "Message-Id",
+    "In-Reply-To",
+    "References",
+    "Date",
+    "To",
+    "Cc",
+    "Auto-Submitted",
+    "Content-Type",  # multipart/report: a delivery report
+    "Return-Path",
+    "Precedence",
+    "X-Failed-Recipients",
+    "X-Autoreply",
+    "X-Auto-Response-Suppress",
+)
 
 
 def signature_fields(form: FormData) -> tuple[str, str, str]:
@@ -106,6 +121,8 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         value = form.text(name)
         if value is not None and name.lower() not in present:
             pairs.append((name, value))
+    # The same caps as a raw message's headers, before anything decodes them.
+    pairs, capped = limits.cap_pairs(pairs)
     headers = header_map(pairs)
     if not form.has("from") and "from" not in headers:
         raise MalformedEmail("Mailgun payload has no 'from' field or message-headers")
@@ -121,11 +138,15 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
                 upload.filename, clean_line(upload.content_type, 100), len(upload.data), head
             )
         )
-    from_value = form.text("from") or ""
+    from_value, note = limits.cap_value("From", form.text("from") or "")
+    capped.extend([note] if note else [])
     # The message's own From: headers (all of them) are what the sender wrote; the 'from' field
     # is Mailgun's copy of one, used only when message-headers is missing.
     from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
     subject = form.text("subject")
+    if subject is not None:
+        subject, note = limits.cap_value("Subject", subject)
+        capped.extend([note] if note else [])
     text = form.text("body-plain") or ""
     parts = Parts(
         provider=PROVIDER,
@@ -137,7 +158,8 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         html=form.text("body-html") or "",
         attachments=attachments,
         auth=auth,
-        envelope_from=normalise_address(sender) if sender else None,
+        envelope_from=envelope_sender(sender),  # "" (a report's <>) is kept
+        capped=capped,
         size=sum(len(value) for value in form.fields.values())
         + sum(len(upload.data) for upload in form.files),
         fingerprint=fingerprint(from_value, form.text("recipient"), subject, text),

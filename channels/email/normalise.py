@@ -216,6 +216,16 @@ def normalise_address(value: str | None) -> str | None:
     return address
 
 
+def envelope_sender(value: str | None) -> str | None:
+    """Return a provider's envelope sender: "" for the null sender <> (reports), else the
+    addr-spec, or None when there is none (or it is unreadable)."""
+    if value is None:
+        return None
+    if value.strip().strip("<>").strip() == "":
+        return ""
+    return normalise_address(value)
+
+
 def parse_addresses(values: Iterable[str]) -> list[tuple[str, str]]:
     """Return (display name, addr-spec) pairs from header-style address lists."""
     found: list[tuple[str, str]] = []

@@ -7,6 +7,7 @@ import binascii
 import json
 from typing import Any
 
+from channels.email import limits
 from channels.email.authentication import received_spf
 from channels.email.normalise import (
     ATTACHMENT_HEAD_BYTES,
@@ -52,6 +53,8 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         and isinstance(item.get("Name"), str)
         and isinstance(item.get("Value"), str)
     ]
+    # The same caps as a raw message's headers, before anything decodes them.
+    pairs, capped = limits.cap_pairs(pairs)
     # Postmark's own SPF check is the topmost Received-SPF (its receiving server adds it above
     # the message's headers); any lower one came with the message.
     spf = received_spf(next(iter(raw_values(pairs, "received-spf")), None), PROVIDER)
@@ -71,11 +74,17 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
     if isinstance(from_full, dict) and isinstance(from_full.get("Email"), str):
         # Postmark parsed the address already: it is the addr-spec, never a display name.
         from_value = f"<{from_full['Email']}>"
+    if from_value:
+        from_value, note = limits.cap_value("From", from_value)
+        capped.extend([note] if note else [])
     if not from_value and "from" not in headers:
         raise MalformedEmail("Postmark payload has no 'From'")
     from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
     display = from_full.get("Name") if isinstance(from_full, dict) else None
     subject = _string(data, "Subject")
+    if subject is not None:
+        subject, note = limits.cap_value("Subject", subject)
+        capped.extend([note] if note else [])
     text = _string(data, "TextBody") or ""
     parts = Parts(
         provider=PROVIDER,
@@ -91,6 +100,7 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         auth=auth,
         mailbox_hash=mailbox_hash,
         provider_message_id=_string(data, "MessageID"),
+        capped=capped,
         size=0,
         fingerprint=fingerprint(from_value, _string(data, "To"), subject, text),
     )

@@ -8,7 +8,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from channels.email import ecdsa
+from channels.email import ecdsa, limits
 from channels.email.authentication import Verdict, domain_of, sendgrid_dkim
 from channels.email.formdata import FormData
 from channels.email.normalise import (
@@ -22,9 +22,9 @@ from channels.email.normalise import (
     clean_line,
     clean_text,
     decode_bytes,
+    envelope_sender,
     fingerprint,
     header_map,
-    normalise_address,
     parse_mime,
     raw_values,
     verdict,
@@ -87,10 +87,10 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         charset = charsets.get(name)
         return form.text(name, charset if isinstance(charset, str) else None) or ""
 
+    # The headers field feeds the same header decoding as a raw message: the same caps first.
+    block, capped = limits.cap_header_block(form.fields.get("headers", b""))
     try:
-        header_block = BytesHeaderParser(policy=policy.default).parsebytes(
-            form.fields.get("headers", b"")
-        )
+        header_block = BytesHeaderParser(policy=policy.default).parsebytes(block)
         raw_headers = list(header_block.raw_items())
     except Exception:  # defensive: the header parser is lenient
         raw_headers = []
@@ -114,26 +114,36 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
             )
         )
     subject, text, sender = field("subject"), field("text"), field("from")
+    subject, sender, to, cc = (
+        _capped(name, field(name.lower()), capped) for name in ("Subject", "From", "To", "Cc")
+    )
     # The headers block holds every From: the sender wrote; the 'from' field is SendGrid's copy.
     from_values = raw_values(raw_headers, "from") or ([sender] if sender else [])
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
         from_values=from_values,
-        to_values=[field("to")] if form.has("to") else (),
-        cc_values=[field("cc")] if form.has("cc") else (),
+        to_values=[to] if form.has("to") else (),
+        cc_values=[cc] if form.has("cc") else (),
         subject=subject if form.has("subject") else None,
         text=text,
         html=field("html"),
         attachments=attachments,
         auth=auth,
-        envelope_from=normalise_address(envelope_from) if envelope_from else None,
-        content_type="text/plain",
+        envelope_from=envelope_sender(envelope_from),  # "" (a report's <>) is kept
+        capped=capped,
         size=sum(len(value) for value in form.fields.values())
         + sum(len(upload.data) for upload in form.files),
         fingerprint=fingerprint(sender, field("to"), subject, text, headers.get("date", [""])[0]),
     )
     return assemble(parts, own_addresses)
+
+
+def _capped(name: str, value: str, notes: list[str]) -> str:
+    value, note = limits.cap_value(name, value)
+    if note:
+        notes.append(note)
+    return value
 
 
 def _json_object(form: FormData, name: str) -> dict[str, Any]:
