@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from typing import Any
 
 import flask
 from flask import Flask, Response, g, jsonify, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wsgi import LimitedStream
 
 from channels.chat import views as chat
@@ -24,6 +25,7 @@ from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.intake import IntakeService
 from router.services.routing import RoutingCache
+from router.validation import json_body_problem
 
 log = logging.getLogger("router")
 
@@ -38,18 +40,43 @@ class StartupError(SystemExit):
 
 class Request(flask.Request):
     """Flask's request, except that a body sent without a Content-Length is refused (413) when
-    it reaches the size limit instead of being read cut short.
+    it reaches the size limit instead of being read cut short, and a JSON body nested too deep
+    or holding a lone surrogate is refused (400) before anything parses it.
 
     Werkzeug stops reading such a (chunked) body at ``max_content_length`` without an error: an
-    oversize email would be stored truncated, and any form or JSON silently shortened.
+    oversize email would be stored truncated, and any form or JSON silently shortened. Every
+    JSON reader (Flask's get_json, the API's webargs parser, the email providers' JSON) reads
+    the body through get_data, so the JSON check there covers every endpoint once: Python's
+    parser raises RecursionError on deep nesting, and a lone surrogate cannot be stored.
     """
+
+    _json_checked = False
 
     def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> bytes | str:
+        if self.is_json:
+            self._refuse_hostile_json()
         data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
         self._refuse_if_cut_short()
         return data
+
+    def get_json(
+        self, force: bool = False, silent: bool = False, cache: bool = True
+    ) -> Any:
+        if force:  # a body parsed as JSON whatever its Content-Type is checked as JSON too
+            self._refuse_hostile_json()
+        return super().get_json(force=force, silent=silent, cache=cache)
+
+    def _refuse_hostile_json(self) -> None:
+        if self._json_checked:
+            return
+        self._json_checked = True
+        body = super().get_data(cache=True)  # cached: whoever reads it next gets the same bytes
+        self._refuse_if_cut_short()
+        problem = json_body_problem(body)
+        if problem:
+            raise BadRequest(problem)
 
     def _load_form_data(self) -> None:
         super()._load_form_data()

@@ -52,3 +52,63 @@ def parse_bool(raw: str) -> bool:
     if text in ("1", "true", "yes", "y"):
         return True
     raise ValueError(f"{raw!r} is not yes/no")
+
+
+# -- JSON bodies -------------------------------------------------------------------------------
+
+# Deeper JSON is refused before it is parsed: Python's parser recurses once per level (100,000
+# levels raise RecursionError), and no request this service takes nests beyond about 20 (a
+# routing rule's groups, at most 8 deep, inside a rule set).
+JSON_MAX_DEPTH = 64
+
+# A string token, or an unterminated one running to the end: every quote that starts a token is
+# consumed by it, so no text is scanned twice (linear time, whatever the body holds).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+# A \uD800-\uDFFF escape that is really one: preceded by an even run of backslashes.
+_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2})")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # a surrogate encoded as UTF-8 (CESU-8)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_body_problem(body: bytes, max_depth: int = JSON_MAX_DEPTH) -> str | None:
+    """Say why a JSON body is refused before parsing (nesting, lone surrogates), or None."""
+    if body.count(b"[") + body.count(b"{") > max_depth and _json_depth(body, max_depth) > max_depth:
+        return f"the JSON body is nested more than {max_depth} levels deep"
+    if _RAW_SURROGATE.search(body) or _has_lone_surrogate_escape(body):
+        return (
+            "the JSON body holds a lone UTF-16 surrogate (e.g. \\ud800 without its pair), "
+            "which is not text"
+        )
+    return None
+
+
+def _json_depth(body: bytes, limit: int) -> int:
+    """Return how deep arrays and objects nest (strings skipped), stopping past ``limit``."""
+    brackets = _JSON_STRING.sub(b'""', body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte == 0x5B or byte == 0x7B:  # [ or {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def _has_lone_surrogate_escape(body: bytes) -> bool:
+    """Say whether a \\uD800-\\uDFFF escape is not half of a high-low pair."""
+    pending_high: int | None = None  # where a high surrogate ended, awaiting its low half
+    for match in _SURROGATE_ESCAPE.finditer(body):
+        is_low = int(match.group(1), 16) >= 0xDC00
+        if pending_high is not None:
+            if not is_low or match.start(1) - 2 != pending_high:  # - 2: its backslash-u
+                return True
+            pending_high = None
+        elif is_low:
+            return True
+        else:
+            pending_high = match.end()
+    return pending_high is not None
