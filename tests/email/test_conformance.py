@@ -1,0 +1,112 @@
+"""Real-world test mails (Chatwoot's and Zammad's, in ../shared/conformance/email) through
+POST /email/inbound/mime: never a 5xx, each stored once (a retried post stores nothing new),
+and the automatic ones -- reports, auto-replies, lists -- recorded as such and never answered.
+
+Which messages are automatic is decided here from each file's own structure, read with the
+standard library (report content types, RFC 3834 headers, the null return path, system
+senders), independently of the router's classification it checks. The files are read where
+they are; none is copied into the project.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from email.utils import getaddresses
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from channels.email.models import EmailMessage as StoredEmail
+from channels.email.models import EmailOutbox
+from router.db import Database
+from router.models import Contact
+from tests.email.conftest import Inbox, post_mime
+
+FOLDER = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "email"
+FILES = (
+    sorted(p for p in FOLDER.rglob("*") if p.suffix in (".eml", ".box")) if FOLDER.is_dir() else []
+)
+MISSING = f"{FOLDER} is absent: the real-world email conformance mails were not checked"
+
+REPORT_TYPES = {"multipart/report", "message/delivery-status", "message/disposition-notification"}
+AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-failed-recipients")
+SYSTEM_SENDERS = ("mailer-daemon", "postmaster")
+
+
+def structurally_automatic(raw: bytes) -> bool:
+    """Return True when the file's own structure says a machine wrote it."""
+    message = BytesParser(policy=policy.compat32).parsebytes(raw)
+    if any(part.get_content_type() in REPORT_TYPES for part in message.walk()):
+        return True
+    if (message.get("Return-Path") or "").strip() == "<>":
+        return True
+    if str(message.get("Auto-Submitted") or "no").split(";")[0].strip().lower() != "no":
+        return True
+    if any(name in message for name in AUTO_REPLY_HEADERS):
+        return True
+    if str(message.get("Precedence") or "").strip().lower() in ("bulk", "junk", "list"):
+        return True
+    if "List-Id" in message:
+        return True
+    return any(
+        address.split("@")[0].lower() in SYSTEM_SENDERS
+        for _, address in getaddresses([str(value) for value in message.get_all("From", [])])
+    )
+
+
+def counts(db: Database) -> tuple[int, int, int]:
+    with db.session() as session:
+        return tuple(  # type: ignore[return-value]
+            session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Contact, StoredEmail, EmailOutbox)
+        )
+
+
+def test_the_conformance_folder_is_there() -> None:
+    if not FILES:
+        pytest.skip(MISSING)
+    assert len(FILES) >= 40
+
+
+@pytest.mark.parametrize(
+    "path",
+    FILES or [pytest.param(None, marks=pytest.mark.skip(reason=MISSING))],
+    ids=[p.name for p in FILES] or ["absent"],
+)
+def test_a_real_world_mail_is_stored_once_and_automatic_mail_is_never_answered(
+    client: FlaskClient, db: Database, inbox: Inbox, path: Path
+) -> None:
+    raw = path.read_bytes()
+    answer = post_mime(client, raw)
+    assert answer.status_code == 200, (answer.status_code, answer.get_data()[:300])
+    body = answer.get_json()
+    stored = counts(db)
+    assert stored[:2] == (1, 1), stored
+
+    retry = post_mime(client, raw)
+    assert retry.status_code == 200 and retry.get_json()["outcome"] == "duplicate"
+    assert counts(db) == stored
+
+    with db.session() as session:
+        (message,) = session.scalars(select(StoredEmail)).all()
+        assert message.message_id == body["message_id"]
+        automatic = message.data["automatic"]
+        contact = session.get(Contact, message.contact_id)
+        assert contact is not None
+    if structurally_automatic(raw):
+        assert automatic is not None, f"{path.name} is automatic mail but was not recognised"
+        assert body["replies"] == [] and stored[2] == 0 and inbox.messages == []
+        assert contact.queue_key is None and contact.due_at is None  # recorded, not routed
+    else:
+        assert automatic is None, f"{path.name} was taken for automatic mail ({automatic})"
+
+
+def test_structure_alone_tells_reports_from_people() -> None:
+    """The check above is not vacuous: the folder holds both kinds."""
+    if not FILES:
+        pytest.skip(MISSING)
+    kinds = {path.name: structurally_automatic(path.read_bytes()) for path in FILES}
+    assert sum(kinds.values()) >= 4 and not all(kinds.values())
