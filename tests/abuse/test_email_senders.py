@@ -9,6 +9,7 @@ and DMARC for evil.example as real attacker mail would.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,8 @@ from channels.email.models import EmailMessage
 from router.db import Database
 from router.models import Contact, ContactEvent
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.demo import DEMO_STAFF_EMAIL
+from router.services.staff import create_staff, issue_token
 from tests.abuse.conftest import POSTMARK, SENDGRID, abuse_settings, basic
 from tests.abuse.conftest import mailgun_signature as signed
 from tests.reliability.harness import MIME_TOKEN
@@ -404,7 +406,7 @@ def test_staff_see_that_a_sender_was_not_verified(
     message_id, raw = raw_mail(f"Alice <{ALICE}>", results=passing("acme.example", "mx.evil"))
     post_mime(client, raw)
     contact = contact_of(db, message_id)
-    token = issue_token(db, "ops@support.example", name=f"t-{uuid.uuid4().hex[:8]}").token
+    token = issue_token(db, DEMO_STAFF_EMAIL, name=f"t-{uuid.uuid4().hex[:8]}").token
     detail = client.get(
         f"/api/v1/contacts/{contact.id}", headers={"Authorization": f"Bearer {token}"}
     ).get_json()
@@ -414,6 +416,17 @@ def test_staff_see_that_a_sender_was_not_verified(
     with db.session() as session:
         stored = session.scalar(select(EmailMessage).where(EmailMessage.message_id == message_id))
         assert stored is not None and stored.data["sender"]["verified"] is False
+    # The console's contact page says so too.
+    console = mail_app.test_client()
+    page = console.get("/console/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf is not None
+    viewer, password = f"viewer-{uuid.uuid4().hex[:8]}@support.example", uuid.uuid4().hex
+    create_staff(db, viewer, "viewer", password=password)
+    login = {"email": viewer, "password": password, "csrf_token": csrf[1]}
+    assert console.post("/console/login", data=login).status_code == 302
+    html = console.get(f"/console/contacts/{contact.id}").get_data(as_text=True)
+    assert 'id="sender-not-verified"' in html and "sender not verified" in html
 
 
 # -- item 2: the SLA clock --------------------------------------------------------------------
