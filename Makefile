@@ -38,7 +38,7 @@ run: demo
 
 ## make serve: serve as production does (gunicorn), on the configured database
 serve: migrate
-	$(BIN)/gunicorn 'app:create_app()' --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2}
+	$(BIN)/gunicorn 'app:create_app()' --config gunicorn.conf.py --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2}
 
 ## make test: install test tools, lint, type-check, run the whole suite
 test: $(VENV)/.installed-test lint typecheck

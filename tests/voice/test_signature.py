@@ -330,3 +330,23 @@ def test_a_shared_key_signed_call_is_answered(make_app: AppFactory, twiml_schema
         headers={SIGNATURE_HEADER: sign(TOKEN, url, params, HMAC_SHA256), **announced},
     )
     assert refused.status_code == 403
+
+
+def test_a_request_signed_for_another_host_is_refused_whatever_host_it_names(
+    phone: Phone,
+) -> None:
+    # PUBLIC_BASE_URL is set (production requires it): the URL checked is always the public
+    # one, never one rebuilt from the Host or X-Forwarded-* headers the sender chose.
+    params = {**PARAMS}
+    for url in ("https://evil.example/voice/incoming", "http://evil.example/voice/incoming"):
+        response = phone.client.post(
+            url,
+            data=params,
+            headers={
+                SIGNATURE_HEADER: sign(phone.token, url, params),
+                "X-Forwarded-Proto": url.split(":")[0],
+                "X-Forwarded-Host": "evil.example",
+            },
+        )
+        assert response.status_code == 403, url
+    assert phone.post("/voice/incoming", params).status_code == 200
