@@ -33,7 +33,7 @@ DELIVERY_JOB = "deliver-notifications"
 TRIAL_JOB = "trial-expiry"
 PIN_LOCKOUT_JOB = "pin-lockout-expiry"
 REPLAY_JOB = "replay-token-purge"
-RATE_LIMIT_JOB = "rate-limit-purge"
+LOGIN_STATE_JOB = "login-state-purge"
 EMAIL_OUTBOX_JOB = "email-outbox"
 
 
@@ -93,7 +93,7 @@ def specs(settings: Settings) -> tuple[JobSpec, ...]:
         JobSpec(TRIAL_JOB, f"{__name__}:trial_expiry", housekeeping, "Trial expiry"),
         JobSpec(PIN_LOCKOUT_JOB, f"{__name__}:pin_lockout_expiry", housekeeping, "PIN lock-outs"),
         JobSpec(REPLAY_JOB, f"{__name__}:replay_token_purge", housekeeping, "Replay tokens"),
-        JobSpec(RATE_LIMIT_JOB, f"{__name__}:rate_limit_purge", housekeeping, "Rate limits"),
+        JobSpec(LOGIN_STATE_JOB, f"{__name__}:login_state_purge", housekeeping, "Log-in state"),
         JobSpec(EMAIL_OUTBOX_JOB, f"{__name__}:email_outbox_retry", sweep, "Email replies"),
     )
 
@@ -176,12 +176,17 @@ def replay_token_purge() -> dict[str, Any]:
     return _run(REPLAY_JOB, work)
 
 
-def rate_limit_purge() -> dict[str, Any]:
-    """Remove rate-limit buckets idle long enough to be full again."""
-    return _run(
-        RATE_LIMIT_JOB,
-        lambda ctx, now: {"removed": maintenance.purge_rate_limit_buckets(ctx.db, now)},
-    )
+def login_state_purge() -> dict[str, Any]:
+    """Remove rate-limit buckets full again, ended console sessions and forgotten failures."""
+
+    def work(ctx: JobContext, now: datetime) -> dict[str, Any]:
+        idle = timedelta(minutes=ctx.settings.console_session_idle_minutes)
+        return {
+            "rate_limit_buckets": maintenance.purge_rate_limit_buckets(ctx.db, now),
+            **maintenance.purge_console_logins(ctx.db, now, idle),
+        }
+
+    return _run(LOGIN_STATE_JOB, work)
 
 
 def email_outbox_retry() -> dict[str, Any]:
@@ -208,7 +213,7 @@ def run_all_once() -> dict[str, dict[str, Any]]:
         trial_expiry,
         pin_lockout_expiry,
         replay_token_purge,
-        rate_limit_purge,
+        login_state_purge,
         email_outbox_retry,
     ):
         results[job.__name__] = _safely(job)

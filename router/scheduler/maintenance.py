@@ -11,9 +11,10 @@ from channels.email.models import WebhookReplayToken
 from router.calendar import as_utc
 from router.db import Database
 from router.domain import Tier
-from router.models import Account, PinLockout
+from router.models import Account, ConsoleLoginLock, ConsoleSession, PinLockout
 from router.scheduler.state import rowcount
 from router.services import audit, ratelimit
+from router.services.staff import FORGET_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,34 @@ def purge_rate_limit_buckets(db: Database, now: datetime) -> int:
     now = as_utc(now, "now")
     with db.transaction() as session:
         return ratelimit.purge_idle(session, before=now - RATE_LIMIT_IDLE)
+
+
+def purge_console_logins(db: Database, now: datetime, idle: timedelta) -> dict[str, int]:
+    """Delete console sessions that ended and log-in failures a quiet day forgot."""
+    now = as_utc(now, "now")
+    with db.transaction() as session:
+        sessions = rowcount(
+            session.execute(
+                delete(ConsoleSession)
+                .where(
+                    (ConsoleSession.expires_at <= now)
+                    | (ConsoleSession.revoked_at.is_not(None))
+                    | (ConsoleSession.last_seen_at <= now - idle)
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+        # The log-in service forgets a run of failures (and a lock-out's back-off) after a quiet
+        # day; rows that old decide nothing any more.
+        locks = rowcount(
+            session.execute(
+                delete(ConsoleLoginLock)
+                .where(
+                    ConsoleLoginLock.last_failure_at <= now - FORGET_AFTER,
+                    (ConsoleLoginLock.locked_until.is_(None))
+                    | (ConsoleLoginLock.locked_until <= now - FORGET_AFTER),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return {"sessions": sessions, "login_locks": locks}

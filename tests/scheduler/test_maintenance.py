@@ -9,10 +9,18 @@ from sqlalchemy import select
 from channels.email.models import WebhookReplayToken
 from config.policy import Policy
 from router.db import Database
-from router.models import Account, AuditEntry, PinLockout
+from router.models import (
+    Account,
+    AuditEntry,
+    ConsoleLoginLock,
+    ConsoleSession,
+    PinLockout,
+    StaffUser,
+)
 from router.scheduler.maintenance import (
     expire_pin_lockouts,
     expire_trials,
+    purge_console_logins,
     purge_rate_limit_buckets,
     purge_replay_tokens,
 )
@@ -130,3 +138,55 @@ def test_idle_rate_limit_buckets_are_purged_and_busy_ones_kept(db: Database) -> 
         # The busy bucket kept its spent token; the idle one starts full.
         assert not ratelimit.take(session, "busy", limit, now=NOW).allowed
         assert ratelimit.take(session, "idle", limit, now=NOW).allowed
+
+
+def test_ended_console_sessions_and_forgotten_login_failures_are_purged(db: Database) -> None:
+    idle = timedelta(hours=2)
+    with db.transaction() as session:
+        user = StaffUser(email="sam@support.example", name="Sam", role="viewer", active=True)
+        session.add(user)
+        session.flush()
+        opened = NOW - timedelta(hours=3)
+
+        def console_session(token: str, **fields: object) -> ConsoleSession:
+            values: dict[str, object] = {
+                "token_hash": token,
+                "staff_user_id": user.id,
+                "created_at": opened,
+                "last_seen_at": NOW - timedelta(minutes=5),
+                "expires_at": NOW + timedelta(hours=9),
+                "revoked_at": None,
+            }
+            values.update(fields)
+            return ConsoleSession(**values)
+
+        session.add_all(
+            [
+                console_session("live"),
+                console_session("expired", expires_at=NOW - timedelta(seconds=1)),
+                console_session("revoked", revoked_at=NOW - timedelta(minutes=1)),
+                console_session("idle", last_seen_at=NOW - idle),
+            ]
+        )
+        session.add_all(
+            [
+                ConsoleLoginLock(
+                    email="recent@x.example",
+                    failures=2,
+                    lockouts=0,
+                    locked_until=None,
+                    last_failure_at=NOW - timedelta(hours=1),
+                ),
+                ConsoleLoginLock(
+                    email="quiet@x.example",
+                    failures=2,
+                    lockouts=1,
+                    locked_until=NOW - timedelta(days=2),
+                    last_failure_at=NOW - timedelta(days=2),
+                ),
+            ]
+        )
+    assert purge_console_logins(db, NOW, idle) == {"sessions": 3, "login_locks": 1}
+    with db.session() as session:
+        assert list(session.scalars(select(ConsoleSession.token_hash))) == ["live"]
+        assert list(session.scalars(select(ConsoleLoginLock.email))) == ["recent@x.example"]

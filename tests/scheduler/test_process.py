@@ -122,7 +122,7 @@ def test_jobs_are_stored_under_fixed_ids_and_keep_their_run_times(
             "trial-expiry",
             "pin-lockout-expiry",
             "replay-token-purge",
-            "rate-limit-purge",
+            "login-state-purge",
             "email-outbox",
         }
         sweep = stored["sla-sweep"]
