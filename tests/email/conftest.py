@@ -225,6 +225,8 @@ def migrated_url(request: pytest.FixtureRequest) -> str:
             connection.execute(
                 text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1, false)")
             )
+        # Shared allowances (the global rejection cap) start full for every test.
+        connection.execute(text("DELETE FROM rate_limit_buckets"))
     engine.dispose()
     return url
 

@@ -13,6 +13,7 @@ from channels.email import ecdsa
 from channels.email.formdata import FormError, parse_form
 from channels.email.replies import acknowledgement, local_time, reply_subject
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
+from config.settings import Settings, SettingsError
 from router.domain import Severity
 from tests.email.conftest import sendgrid_public_key, sendgrid_sign
 
@@ -197,3 +198,24 @@ def test_basic_and_bearer_credentials() -> None:
     for header in (None, "Bearer", "Bearer tok-124", "Basic tok-123"):
         with pytest.raises(WebhookAuthError):
             check_bearer(header, "tok-123")
+
+
+def test_sender_verification_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "EMAIL_TRUSTED_AUTHSERV_IDS": "MX.Router.example, mx2.router.example,",
+            "EMAIL_STAFF_DOMAINS": "support.example",
+            "EMAIL_MAX_REJECTIONS_PER_HOUR": "0",
+        }
+    )
+    assert settings.trusted_authserv_ids == {"mx.router.example", "mx2.router.example"}
+    assert settings.staff_email_domains == {"support.example"}
+    assert settings.email_max_rejections_per_hour == 0
+    assert Settings().trusted_authserv_ids == frozenset()
+    for variable, value in (
+        ("EMAIL_TRUSTED_AUTHSERV_IDS", "mx.router.example; dmarc=pass"),
+        ("EMAIL_STAFF_DOMAINS", "@support.example"),
+        ("EMAIL_MAX_REJECTIONS_PER_HOUR", "-1"),
+    ):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({variable: value})
