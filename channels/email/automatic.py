@@ -43,48 +43,51 @@ _SYSTEM_SENDER = re.compile(
     r"|no-?reply|do-?not-?reply|bounces?)([+=-].*)?$",
     re.IGNORECASE,
 )
-# Subjects of delivery reports (Exchange, Postfix, Exim, Gmail, Notes, ...), in the languages
-# their servers speak. A fallback only: any report that carries a structural signal is caught
-# before this, whatever it says.
-_REPORT_SUBJECT = re.compile(
-    r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:"
-    r"undeliverable|undelivered mail|undeliverable mail|delivery status notification"
-    r"|delivery (?:has )?failed|delivery failure|mail delivery (?:failed|failure|system)"
-    r"|returned mail|failure notice|non[- ]?delivery|message not delivered"
-    r"|unzustellbar|nicht zustellbar|unzustellbare nachricht|zustellungsfehler"
-    r"|nicht übermittelbar|fehlgeschlagene zustellung|übermittlungsstatusbenachrichtigung"
-    r"|non remis|impossible de remettre|rapport de non-remise|non distribuable"
-    r"|échec de (?:la )?remise|echec de (?:la )?remise|notification d'état de (?:la )?remise"
-    r"|no se puede entregar|no entregado|imposible entregar|error de entrega"
-    r"|notificación de estado de (?:la )?entrega"
-    r"|não (?:foi possível )?entreg|nao entreg|falha na entrega|não é possível entregar"
-    r"|non recapitabile|mancato recapito|impossibile recapitare|notifica stato recapito"
+# Subjects of delivery reports (Exchange, Postfix, Exim, Gmail, qmail, Notes, ...) and of
+# auto-replies, in the languages their servers speak. A fallback only: any report with a
+# structural signal is caught before this, whatever it says. A marker word counts only as the
+# subject's prefix before a colon ("Unzustellbar: ..."), so a person writing about undeliverable
+# mail is not taken for a machine; the servers' fixed sentences count whole.
+_REPORT_WORDS = (
+    r"undeliverable|undelivered|undeliverable mail|delivery failure|delivery failed|not delivered"
+    r"|non[- ]?delivery|returned mail|delivery status notification"
+    r"|unzustellbar|nicht zustellbar|unzustellbare nachricht|zustellungsfehler|nicht übermittelbar"
+    r"|non remis|non distribuable|impossible de remettre|échec de (?:la )?remise"
+    r"|no se puede entregar|no entregado|imposible entregar|error de entrega|no entregable"
+    r"|não entregue|nao entregue|não foi possível entregar|falha na entrega|não entregável"
+    r"|non recapitabile|impossibile recapitare|mancato recapito"
     r"|onbestelbaar|niet bezorgd|kan niet worden bezorgd"
-    r"|kan ikke leveres|kunne ikke leveres|kan inte levereras|ej levererat|olevererbart"
-    r"|toimitus epäonnistui|ei voitu toimittaa|niedostarczalne|nie można dostarczyć"
+    r"|kan ikke leveres|kunne ikke leveres|kan inte levereras|olevererbart|ej levererat"
+    r"|ei voitu toimittaa|toimitus epäonnistui|niedostarczalne|nie można dostarczyć"
     r"|nedoručitelné|nedoručiteľné|kézbesíthetetlen|nedostavljivo|teslim edilemedi"
-    r"|недоставлено|не доставлено|невозможно доставить|недоставленное"
-    r"|配信不能|配信できません|无法投递|未送达|退信|無法傳遞|전달되지 않음|배달되지 않음"
-    r")",
-    re.IGNORECASE,
+    r"|недоставлено|не доставлено|невозможно доставить|недоставленное сообщение"
+    r"|配信不能|配信できませんでした|无法投递|未送达|退信|無法傳遞|전달되지 않음|배달되지 않음"
 )
-_AUTO_REPLY_SUBJECT = re.compile(
-    r"^\s*(?:"
-    r"automatic reply|auto[- ]?reply|auto[- ]?response|autoresponse|auto:|out of (?:the )?office"
-    r"|ooo\b|away from (?:the )?office|on vacation|vacation reply"
-    r"|automatische antwort|abwesenheit|abwesend|autom\. antwort"
-    r"|réponse automatique|reponse automatique|absence du bureau|absent du bureau"
-    r"|respuesta automática|respuesta automatica|fuera de (?:la )?oficina|ausente"
-    r"|resposta automática|resposta automatica|fora do escritório|ausência"
-    r"|risposta automatica|fuori ufficio|fuori sede"
-    r"|automatisch antwoord|afwezig|niet aanwezig"
-    r"|automatiskt svar|autosvar|fraværende|frånvarande|automaattinen vastaus|poissa"
-    r"|odpowiedź automatyczna|automatyczna odpowiedź|nieobecność"
-    r"|automatická odpověď|automatická odpoveď|automatikus válasz|otomatik yanıt"
-    r"|автоматический ответ|автоответ|自動返信|自动回复|自動回覆|不在|자동 회신|자동 응답"
-    r")",
-    re.IGNORECASE,
+_REPORT_SENTENCES = (
+    r"undelivered mail returned to sender|delivery status notification \((?:failure|delay)\)"
+    r"|mail delivery failed|mail delivery failure|failure notice|returned mail: see transcript"
+    r"|message not delivered|delivery has failed|mail delivery subsystem|non-delivery report"
+    r"|rapport de non-remise|notification d'état de (?:la )?remise"
+    r"|übermittlungsstatusbenachrichtigung|unzustellbare nachricht"
+    r"|notificación de estado de (?:la )?entrega|notifica sullo stato del recapito"
 )
+_AUTO_REPLY_WORDS = (
+    r"automatic reply|auto[- ]?reply|auto[- ]?response|autoresponse|auto|out of (?:the )?office"
+    r"|ooo|away from (?:the )?office|vacation reply|abwesenheitsnotiz|abwesenheit|abwesend"
+    r"|automatische antwort|autom\. antwort|réponse automatique|reponse automatique"
+    r"|absence du bureau|absent du bureau|respuesta automática|respuesta automatica"
+    r"|fuera de (?:la )?oficina|resposta automática|resposta automatica|fora do escritório"
+    r"|risposta automatica|fuori ufficio|fuori sede|automatisch antwoord|afwezig|niet aanwezig"
+    r"|automatiskt svar|autosvar|fraværende|frånvarande|automaattinen vastaus"
+    r"|odpowiedź automatyczna|automatyczna odpowiedź|nieobecność|automatická odpověď"
+    r"|automatická odpoveď|automatikus válasz|otomatik yanıt|автоматический ответ|автоответ"
+    r"|自動返信|自动回复|自動回覆|자동 회신|자동 응답"
+)
+_PREFIX = r"^\s*(?:\[[^\]]{0,40}\]\s*)?"
+_REPORT_SUBJECT = re.compile(
+    rf"{_PREFIX}(?:(?:{_REPORT_WORDS})\s*[:：]|(?:{_REPORT_SENTENCES})(?!\w))", re.IGNORECASE
+)
+_AUTO_REPLY_SUBJECT = re.compile(rf"{_PREFIX}(?:{_AUTO_REPLY_WORDS})\s*(?:[:：]|$)", re.IGNORECASE)
 
 
 def first(headers: HeaderMap, name: str) -> str | None:

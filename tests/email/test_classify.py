@@ -1,10 +1,19 @@
-"""Classification (severity, category, topic, attachments) and the intake checklist, from policy."""
+"""Classification (severity, category, topic, attachments) and the intake checklist, from policy;
+automatic mail (reports, auto-replies) recognised on every provider's path."""
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from channels.email import checklist
+from channels.email.automatic import detect_automatic
 from channels.email.classify import (
     ClassifierRules,
     classify,
@@ -12,9 +21,25 @@ from channels.email.classify import (
     own_text,
     severity_of,
 )
+from channels.email.models import EmailOutbox
 from channels.email.normalise import Attachment
 from config.policy import Policy
+from router.db import Database
 from router.domain import Category, Severity, Topic
+from tests.email.conftest import (
+    POSTMARK_PASSWORD,
+    POSTMARK_USER,
+    SENDGRID_PASSWORD,
+    SENDGRID_USER,
+    SUPPORT,
+    Inbox,
+    basic,
+    mailgun_signature,
+    new_id,
+    post_mime,
+    post_multipart,
+    stored_messages,
+)
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +229,235 @@ def test_contact_references_in_subjects(subject: str, reference: int | None) -> 
 def test_an_account_line_names_the_managed_customer(rules: ClassifierRules) -> None:
     result = classify("Agent fails", "Hi,\nAccount: Contoso\nThe agent fails.", [], rules)
     assert result.account_hint == "Contoso"
+
+
+# --- automatic mail: reports and auto-replies, from every provider's fields ----------------
+
+EXCHANGE = "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.example"
+DATE = "Fri, 27 Nov 2026 10:00:00 -0500"
+
+
+@dataclass(frozen=True)
+class Report:
+    """One signal that a message is automatic, and nothing else that would give it away."""
+
+    sender: str
+    subject: str
+    envelope: str  # "" is the null sender <>
+    content_type: str = "text/plain; charset=utf-8"
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+MULTIPART_REPORT = 'multipart/report; report-type=delivery-status; boundary="r"'
+SIGNALS = {
+    "null-envelope": Report("alice@acme.example", "Re: Agent down", ""),
+    "multipart-report": Report(
+        "alice@acme.example", "Re: Agent down", "alice@acme.example", MULTIPART_REPORT
+    ),
+    "exchange-sender": Report(EXCHANGE, "Unzustellbar: Agent down", EXCHANGE),
+    "german-subject": Report(
+        "alice@acme.example", "Unzustellbar: Agent down", "alice@acme.example"
+    ),
+    "french-auto-reply": Report(
+        "alice@acme.example", "Réponse automatique : absent", "a@acme.example"
+    ),
+    "failed-recipients": Report(
+        "alice@acme.example",
+        "Re: Agent down",
+        "a@acme.example",
+        extra=(("X-Failed-Recipients", "x@y.example"),),
+    ),
+    "exchange-auto-reply": Report(
+        "alice@acme.example",
+        "Re: Agent down",
+        "alice@acme.example",
+        extra=(("X-MS-Exchange-Inbox-Rules-Loop", "alice@acme.example"),),
+    ),
+}
+MODES = (
+    "mime",
+    "sendgrid-parsed",
+    "sendgrid-raw",
+    "mailgun-parsed",
+    "mailgun-raw",
+    "postmark-json",
+    "postmark-raw",
+)
+
+
+def _header_pairs(report: Report, message_id: str, *, return_path: bool) -> list[tuple[str, str]]:
+    pairs = [
+        ("From", report.sender),
+        ("To", SUPPORT),
+        ("Subject", report.subject),
+        ("Date", DATE),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", report.content_type),
+        *report.extra,
+    ]
+    if return_path:
+        pairs.insert(0, ("Return-Path", f"<{report.envelope}>"))
+    return pairs
+
+
+def _body(report: Report) -> str:
+    if report.content_type.startswith("multipart/report"):
+        return (
+            "--r\r\nContent-Type: text/plain\r\n\r\nDelivery has failed.\r\n"
+            "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.contoso.example\r\n\r\n"
+            "Final-Recipient: rfc822; x@y.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "--r--\r\n"
+        )
+    return "Die Nachricht konnte nicht zugestellt werden.\r\n"
+
+
+def _raw(report: Report, message_id: str, *, return_path: bool) -> bytes:
+    head = "".join(
+        f"{n}: {v}\r\n" for n, v in _header_pairs(report, message_id, return_path=return_path)
+    )
+    return (head + "\r\n" + _body(report)).encode()
+
+
+def _post(client: FlaskClient, mode: str, report: Report, message_id: str) -> Any:
+    text = "Die Nachricht konnte nicht zugestellt werden."
+    if mode == "mime":
+        return post_mime(client, _raw(report, message_id, return_path=True))
+    if mode.startswith("sendgrid"):
+        common = [
+            ("envelope", json.dumps({"to": [SUPPORT], "from": report.envelope}).encode()),
+            ("SPF", b"pass"),
+            ("dkim", b"none"),
+            ("charsets", json.dumps({"subject": "UTF-8", "from": "UTF-8"}).encode()),
+        ]
+        if mode == "sendgrid-raw":
+            fields = [("email", _raw(report, message_id, return_path=False)), *common]
+        else:
+            block = "".join(
+                f"{n}: {v}\n" for n, v in _header_pairs(report, message_id, return_path=False)
+            )
+            fields = [
+                ("headers", block.encode()),
+                ("from", report.sender.encode()),
+                ("to", SUPPORT.encode()),
+                ("subject", report.subject.encode()),
+                ("text", text.encode()),
+                *common,
+            ]
+        return post_multipart(
+            client,
+            "/email/inbound/sendgrid",
+            fields,
+            headers=basic(SENDGRID_USER, SENDGRID_PASSWORD),
+        )
+    if mode.startswith("mailgun"):
+        signature = [(k, v.encode()) for k, v in mailgun_signature().items()]
+        common = [("sender", report.envelope.encode()), ("X-Mailgun-Spf", b"None"), *signature]
+        if mode == "mailgun-raw":
+            fields = [("body-mime", _raw(report, message_id, return_path=False)), *common]
+        else:
+            pairs = _header_pairs(report, message_id, return_path=False)
+            fields = [
+                ("recipient", SUPPORT.encode()),
+                ("from", report.sender.encode()),
+                ("subject", report.subject.encode()),
+                ("body-plain", text.encode()),
+                ("message-headers", json.dumps([list(pair) for pair in pairs]).encode()),
+                *common,
+            ]
+        return post_multipart(client, "/email/inbound/mailgun", fields)
+    document: dict[str, Any] = {"MessageID": uuid.uuid4().hex, "MailboxHash": ""}
+    if mode == "postmark-raw":
+        document["RawEmail"] = _raw(report, message_id, return_path=True).decode()
+    else:
+        pairs = _header_pairs(report, message_id, return_path=True)
+        document.update(
+            From=report.sender,
+            FromFull={"Email": report.sender, "Name": ""},
+            To=SUPPORT,
+            Subject=report.subject,
+            TextBody=text,
+            Headers=[
+                {"Name": n, "Value": v} for n, v in pairs if n not in ("From", "To", "Subject")
+            ],
+        )
+    return client.post(
+        "/email/inbound/postmark",
+        json=document,
+        headers=basic(POSTMARK_USER, POSTMARK_PASSWORD),
+    )
+
+
+@pytest.mark.parametrize("signal", list(SIGNALS))
+@pytest.mark.parametrize("mode", MODES)
+def test_reports_and_auto_replies_are_recognised_on_every_path(
+    client: FlaskClient, db: Database, inbox: Inbox, mode: str, signal: str
+) -> None:
+    message_id = new_id("contoso.example")
+    response = _post(client, mode, SIGNALS[signal], message_id)
+    assert response.status_code == 200, response.get_data()[:300]
+    assert response.get_json()["replies"] == []
+    (stored,) = [m for m in stored_messages(db) if m.direction == "in"]
+    assert stored.message_id == message_id
+    assert stored.data["automatic"] is not None, f"{signal} via {mode} was taken for a person"
+    with db.session() as session:
+        assert session.scalars(select(EmailOutbox)).all() == []
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_person_is_not_taken_for_a_machine_on_any_path(
+    client: FlaskClient, db: Database, mode: str
+) -> None:
+    message_id = new_id()
+    person = Report("alice@acme.example", "Unzustellbare Mails: agent down?", "alice@acme.example")
+    assert _post(client, mode, person, message_id).status_code == 200
+    (stored,) = [m for m in stored_messages(db) if m.direction == "in"]
+    assert stored.data["automatic"] is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "subject", "automatic"),
+    [
+        (
+            {"Content-Type": "multipart/report; report-type=delivery-status"},
+            "a@x.example",
+            "hi",
+            "bounce",
+        ),
+        (
+            {"Content-Type": "multipart/report; report-type=disposition-notification"},
+            "a@x.example",
+            "Read: hi",
+            "read-receipt",
+        ),
+        ({"X-MS-Exchange-Message-Is-Ndr": ""}, "a@x.example", "hi", "bounce"),
+        ({}, "postmaster@x.example", "hi", "bounce"),
+        ({}, "no-reply@x.example", "Your invoice", "no-reply-sender"),
+        ({}, "a@x.example", "Unzustellbar: hi", "bounce"),
+        ({}, "a@x.example", "Non remis : hi", "bounce"),
+        ({}, "a@x.example", "Niet bezorgd: hi", "bounce"),
+        ({}, "a@x.example", "配信不能: hi", "bounce"),
+        ({}, "a@x.example", "Automatische Antwort: hi", "auto-reply"),
+        ({}, "a@x.example", "Respuesta automática: hi", "auto-reply"),
+        ({}, "a@x.example", "自動返信: hi", "auto-reply"),
+        ({"Precedence": "auto_reply"}, "a@x.example", "hi", "auto-reply"),
+        ({}, "a@x.example", "Undeliverable: hi", "bounce"),
+        ({}, "a@x.example", "Undeliverable items in my mailbox", None),
+        ({}, "a@x.example", "Agent undeliverable logs question", None),
+        ({}, "a@x.example", "Re: Unzustellbar", None),
+    ],
+)
+def test_automatic_mail_by_its_structure_then_its_subject(
+    headers: dict[str, str], sender: str, subject: str, automatic: str | None
+) -> None:
+    found, _ = detect_automatic(
+        {name.lower(): (value,) for name, value in headers.items()},
+        from_address=sender,
+        subject=subject,
+        content_type=None,
+        envelope_from=sender,
+        own_addresses=frozenset({SUPPORT}),
+    )
+    assert found == automatic
