@@ -183,7 +183,7 @@ class QueueItem(MethodView):
     @blp.response(200, QueueSchema)
     @responds(blp, 404, 409, 422)
     def patch(self, body: dict[str, Any], key: str) -> dict[str, Any]:
-        """Change a queue (one that rules route to cannot be deactivated)."""
+        """Change a queue (a system queue, or one rules route to, cannot be deactivated)."""
         rt = runtime()
         return queue_admin.update_queue(rt.db, rt.policy, key, body, actor=current_actor())
 
@@ -191,7 +191,7 @@ class QueueItem(MethodView):
     @blp.response(204)
     @responds(blp, 404, 409)
     def delete(self, key: str) -> None:
-        """Delete a queue no rule routes to and no contact was ever routed to."""
+        """Delete a queue no rule routes to and no contact was routed to (never a system queue)."""
         rt = runtime()
         queue_admin.delete_queue(rt.db, rt.policy, key, actor=current_actor())
 

@@ -67,8 +67,13 @@ def queues_fragment() -> str:
 @login_required()
 def queues_manage() -> str:
     """List queues for administration."""
-    listed = queue_admin.list_queues(runtime().db, page=1, per_page=500)
-    return render_template("console/queues_manage.html", queues=listed["items"])
+    rt = runtime()
+    listed = queue_admin.list_queues(rt.db, page=1, per_page=500)
+    return render_template(
+        "console/queues_manage.html",
+        queues=listed["items"],
+        system=queue_admin.system_queues(rt.policy),
+    )
 
 
 def _form_fields() -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
@@ -24,6 +24,18 @@ from router.validation import normalise_email
 QUEUE_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 QUEUE_KINDS = ("human", "bot", "deflection")
 _EDITABLE = ("name", "team", "kind", "owners", "webhook_url", "active")
+# Queues the code and the shipped policy name by key: deleting or deactivating one would break
+# what relies on it, so both are refused (409) with the reason. The SLA policies' escalation
+# queues are added from the policy (system_queues).
+_BUILT_IN_QUEUES: Final = {
+    # ivr/machine.py FALLBACK_QUEUE; config/policy.py requires it in queues.toml.
+    "fallback": "the voice Fallback URL puts callers in it when the service is degraded, "
+    "without the database",
+    "help-center": "the shipped routing rules (config/policy/routing.toml) deflect free-tier "
+    "contacts to it; routing falls back to them, and rolling back to them needs it",
+    "supportbot": "the shipped routing rules (config/policy/routing.toml) start Standard chats "
+    "with SupportBot in it; routing falls back to them, and rolling back to them needs it",
+}
 # SLA states a waiting contact can be in, in the order the overview shows them.
 LIVE_STATES = (SlaState.OK, SlaState.WARNING, SlaState.BREACHED, SlaState.MET, SlaState.MISSED)
 
@@ -96,6 +108,23 @@ def get_queue(db: Database, policy: Policy, key: str, now: datetime) -> dict[str
         rows = _overview_rows(session, now, [key])
         data["waiting"] = rows.get(key, _empty_row())
         return data
+
+
+def system_queues(policy: Policy) -> dict[str, str]:
+    """Return the queues that cannot be deleted or deactivated, each with the reason."""
+    reasons = dict(_BUILT_IN_QUEUES)
+    for name, escalation in sorted(policy.escalations.items()):
+        if escalation.queue and escalation.queue not in reasons:
+            reasons[escalation.queue] = (
+                f"SLA policy {name!r} (config/policy/sla.toml) moves breached contacts to it"
+            )
+    return reasons
+
+
+def _refuse_system_queue(policy: Policy, key: str, change: str) -> None:
+    reason = system_queues(policy).get(key)
+    if reason is not None:
+        raise Conflict(f"queue {key!r} is a system queue and cannot be {change}: {reason}")
 
 
 def _rules_using(session: Session, policy: Policy, key: str) -> list[str]:
@@ -180,7 +209,7 @@ def create_queue(db: Database, values: Mapping[str, Any], *, actor: str) -> dict
 def update_queue(
     db: Database, policy: Policy, key: str, changes: Mapping[str, Any], *, actor: str
 ) -> dict[str, Any]:
-    """Change a queue's fields; a queue that rules route to cannot be deactivated."""
+    """Change a queue's fields; a system queue, or one rules route to, cannot be deactivated."""
     fields = _check({name: changes[name] for name in _EDITABLE if name in changes})
     with db.transaction() as session:
         queue = session.get(Queue, key)
@@ -188,6 +217,7 @@ def update_queue(
             raise NotFound(f"no queue {key!r}")
         before = queue_dict(queue)
         if fields.get("active") is False and queue.active:
+            _refuse_system_queue(policy, key, "deactivated")
             rules = _rules_using(session, policy, key)
             if rules:
                 raise Conflict(
@@ -213,11 +243,12 @@ def update_queue(
 
 
 def delete_queue(db: Database, policy: Policy, key: str, *, actor: str) -> None:
-    """Delete a queue that no rule routes to and no contact ever waited in."""
+    """Delete a queue that no rule routes to, no contact ever waited in, and no code needs."""
     with db.transaction() as session:
         queue = session.get(Queue, key)
         if queue is None:
             raise NotFound(f"no queue {key!r}")
+        _refuse_system_queue(policy, key, "deleted")
         rules = _rules_using(session, policy, key)
         if rules:
             raise Conflict(

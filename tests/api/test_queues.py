@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from flask import Flask
 from sqlalchemy import select
 
 from router.domain import Channel, Severity, Topic
 from router.models import AuditEntry
-from router.runtime import Runtime
+from router.runtime import EXTENSION_KEY, Runtime
+from router.services import queue_admin
+from router.services.staff import create_staff
 from tests.api.conftest import ApiClient, current_version, make_contact
 
 
@@ -150,3 +156,93 @@ def test_overview_counts_waiting_contacts_and_sla_states(api: ApiClient, rt: Run
         "contacts", role="viewer", query={"queue": "cse-devices", "sla_state": "breached"}
     ).get_json()
     assert breached["total"] == 1
+
+
+# -- system queues (issue 12, item 17) -----------------------------------------------------------
+
+SYSTEM = {
+    "fallback": "Fallback URL",
+    "escalations": "SLA policy",
+    "help-center": "shipped routing rules",
+    "supportbot": "shipped routing rules",
+}
+
+
+def test_system_queues_are_the_ones_the_code_and_policy_need(rt: Runtime) -> None:
+    from ivr.machine import FALLBACK_QUEUE
+
+    system = queue_admin.system_queues(rt.policy)
+    assert set(SYSTEM) <= set(system)
+    assert FALLBACK_QUEUE in system
+    assert {e.queue for e in rt.policy.escalations.values() if e.queue} <= set(system)
+
+
+@pytest.mark.parametrize("key", list(SYSTEM))
+def test_system_queues_cannot_be_deleted_or_deactivated(
+    api: ApiClient, rt: Runtime, key: str
+) -> None:
+    rules = api.get("rule-set", role="viewer").get_json()
+    # No rule routes to it any more, so only its being a system queue stands in the way.
+    others = [rule for rule in rules["rules"] if rule["then"]["queue"] != key]
+    for rule in others:
+        rule.pop("position")
+    if len(others) != len(rules["rules"]):
+        replaced = api.put(
+            "rule-set", role="editor", json={"base_version": rules["version"], "rules": others}
+        )
+        assert replaced.status_code == 200, replaced.get_json()
+    try:
+        assert api.get(f"queues/{key}", role="viewer").get_json()["rules"] == []
+        for answer, change in [
+            (api.delete(f"queues/{key}", role="editor"), "deleted"),
+            (api.patch(f"queues/{key}", role="editor", json={"active": False}), "deactivated"),
+        ]:
+            assert answer.status_code == 409, answer.get_json()
+            message = answer.get_json()["message"]
+            assert message.startswith(f"queue '{key}' is a system queue and cannot be {change}: ")
+            assert SYSTEM[key] in message
+        queue = api.get(f"queues/{key}", role="viewer").get_json()
+        assert queue["active"] is True
+        # Everything else about it can still change.
+        renamed = api.patch(f"queues/{key}", role="editor", json={"name": f"{key} (renamed)"})
+        assert renamed.status_code == 200, renamed.get_json()
+        api.patch(f"queues/{key}", role="editor", json={"name": queue["name"]})
+        with rt.db.session() as session:
+            refused = session.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.entity_id == key, AuditEntry.action == "queue.delete"
+                )
+            ).all()
+        assert refused == []
+    finally:
+        if len(others) != len(rules["rules"]):
+            restore = [{k: v for k, v in r.items() if k != "position"} for r in rules["rules"]]
+            put_back = api.put(
+                "rule-set",
+                role="editor",
+                json={"base_version": current_version(api), "rules": restore},
+            )
+            assert put_back.status_code == 200, put_back.get_json()
+
+
+def test_the_console_says_why_a_system_queue_stays_active(api_app: Flask, api: ApiClient) -> None:
+    email, password = "queues-editor@support.example", "queues-editor-password-12"
+    create_staff(api_app.extensions[EXTENSION_KEY].db, email, "editor", password=password)
+    client = api_app.test_client()
+
+    def csrf(path: str) -> str:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+        assert found
+        return found.group(1)
+
+    login = {"email": email, "password": password, "csrf_token": csrf("/console/login")}
+    assert client.post("/console/login", data=login).status_code == 302
+    page = client.get("/console/queues/manage").text
+    assert "system queue (always active)" in page
+    toggle = {"action": "toggle", "active": "0", "csrf_token": csrf("/console/queues/manage")}
+    for key in SYSTEM:
+        answer = client.post(f"/console/queues/manage/{key}", data=toggle)
+        assert answer.status_code == 302
+        shown = html.unescape(client.get(answer.headers["Location"]).text)
+        assert f"queue '{key}' is a system queue and cannot be deactivated" in shown
+        assert api.get(f"queues/{key}", role="viewer").get_json()["active"] is True
