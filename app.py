@@ -61,9 +61,7 @@ class Request(flask.Request):
         self._refuse_if_cut_short()
         return data
 
-    def get_json(
-        self, force: bool = False, silent: bool = False, cache: bool = True
-    ) -> Any:
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         if force:  # a body parsed as JSON whatever its Content-Type is checked as JSON too
             self._refuse_hostile_json()
         return super().get_json(force=force, silent=silent, cache=cache)
