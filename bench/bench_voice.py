@@ -91,6 +91,9 @@ def main() -> None:
             pin_pepper="bench-pepper-0123456789abcdef",
             public_base_url=PUBLIC,
             log_level="WARNING",
+            # Measured: a PIN check, not the hold answered beyond the global PIN-check rate.
+            pin_global_rate_per_minute=60_000,
+            pin_global_burst=10_000,
         ).validated()
         app = create_app(settings)
         runtime = app.extensions[EXTENSION_KEY]

@@ -2,10 +2,11 @@
 
 Oversize: every public endpoint answers 413 (never a 5xx, never a partial record), through the
 app and through gunicorn as the Procfile runs it, with and without a Content-Length (chunked).
-Slow clients: a slowloris-style client against gunicorn with a worker timeout holds a sync
-worker until the timeout, no longer; the connection is then cut, the worker replaced, and
-service resumes by itself. (How long service stalls while such clients keep coming is what a
-buffering proxy in front of gunicorn is for; this test pins what the server itself guarantees.)
+Slow clients: a slowloris-style client against gunicorn holds one thread until its request's
+read deadline (REQUEST_READ_TIMEOUT_SECONDS, 2 s here), no longer; the connection is then cut and
+service goes on meanwhile (tests/abuse/test_serving.py has the rest). (How long service stalls
+while more such clients keep coming than all workers have threads is what a buffering proxy in
+front of gunicorn is for; this test pins what the server itself guarantees.)
 """
 
 from __future__ import annotations
@@ -167,11 +168,13 @@ def test_a_flood_of_form_fields_is_refused_quickly(abuse_app: Flask, guard: Guar
 
 @pytest.fixture
 def slow_server(tmp_path: Path, policy: Policy, server_log: IO[str]) -> Iterator[Server]:
-    """gunicorn from the Procfile's web line, with a 2-second worker timeout."""
+    """gunicorn from the Procfile's web line, with a 2-second timeout (worker and read)."""
     (tmp_path / "store").mkdir()
     url = f"sqlite:///{tmp_path / 'store' / 'router.sqlite3'}"
     prepare_store(url, policy)
-    env = production_env(url, EMAIL_MAX_MESSAGE_BYTES=str(SERVER_EMAIL_LIMIT))
+    env = production_env(
+        url, EMAIL_MAX_MESSAGE_BYTES=str(SERVER_EMAIL_LIMIT), REQUEST_READ_TIMEOUT_SECONDS="2"
+    )
     server = Server(env, server_log, workers=2, extra=["--timeout", "2"])
     try:
         server.wait_ready()

@@ -55,6 +55,9 @@ SECRET_KEY = "reliability-secret-key-0123456789abcdef"
 
 US = "+18554819316"  # the us region's toll-free number
 ACME_PIN = "482913"  # demo: acme, Premium, us
+# These suites open many calls at once to test other things; the global PIN-check rate is
+# tested on its own (tests/abuse/test_pin_rate.py, test_pins.py) and set out of the way here.
+PIN_RATE = {"pin_global_rate_per_minute": 60_000, "pin_global_burst": 10_000}
 ADMIN = "alice@acme.example"  # demo: an active admin of acme
 ACCOUNT = "acme"
 
@@ -92,7 +95,7 @@ def app_settings(url: str, **overrides: Any) -> Settings:
         secret_key=SECRET_KEY,
         mail_transport="console",
         email_send_mode="inline",  # no thread writing to the store while a test counts rows
-        **overrides,
+        **{**PIN_RATE, **overrides},
     )
 
 
@@ -347,6 +350,7 @@ def production_env(url: str, **extra: str) -> dict[str, str]:
         PUBLIC_BASE_URL=PUBLIC,
         MAIL_TRANSPORT="console",
         LOG_LEVEL="WARNING",
+        **{name.upper(): str(value) for name, value in PIN_RATE.items()},
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.update(extra)
