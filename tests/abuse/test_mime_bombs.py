@@ -1,0 +1,252 @@
+"""MIME bombs: one small email that used to cost a worker hundreds of megabytes or seconds.
+
+Posted over HTTP on every raw path (POST /email/inbound/mime, SendGrid raw mode, Mailgun
+body-mime, Postmark RawEmail) and on the parsed modes whose fields feed the same header
+decoding: each is taken (200), stored once with a note of what the limits cut, within a memory
+bound measured in process (tracemalloc's peak during the request) and a time bound generous
+enough for a loaded machine. Before channels/email/limits.py, the encoded-word Subject cost
+about 250 MB, the many-parts message several seconds, and the deep nesting a 400 (refused).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from channels.email.models import EmailMessage
+from router.models import ContactEvent
+from tests.abuse.conftest import (
+    EMAIL_LIMIT,
+    POSTMARK,
+    SENDGRID,
+    Guard,
+    basic,
+    mailgun_signature,
+)
+from tests.reliability.harness import MIME_TOKEN
+
+EXTRA_MEMORY_BYTES = 20 * 1024 * 1024  # the bench target: < 20 MB extra per message
+SECONDS = 3.0  # each takes tens of milliseconds now; before, several seconds or more
+SUPPORT = "support@router.example"
+
+
+def _head(message_id: str, subject: str = "Agent down", extra: str = "") -> str:
+    return (
+        "From: Alice Admin <alice@acme.example>\r\n"
+        f"To: {SUPPORT}\r\n"
+        f"Subject: {subject}\r\n"
+        "Date: Fri, 27 Nov 2026 10:00:00 -0500\r\n"
+        f"Message-ID: {message_id}\r\n"
+        f"{extra}"
+    )
+
+
+def encoded_word_subject(message_id: str) -> bytes:
+    """A Subject of 6,000 encoded words (about 96 KB)."""
+    subject = " ".join(["=?utf-8?q?=41?="] * 6000)
+    return (_head(message_id, subject) + "\r\nThe agent is down.\r\n").encode()
+
+
+def many_parts(message_id: str) -> bytes:
+    """12,000 tiny MIME parts (about 120 KB)."""
+    parts = "".join("--b\r\n\r\nx\r\n" for _ in range(12_000))
+    head = _head(message_id, extra="Content-Type: multipart/mixed; boundary=b\r\n")
+    return (head + "\r\n" + parts + "--b--\r\n").encode()
+
+
+def deep_nesting(message_id: str) -> bytes:
+    """Multiparts nested 3,500 deep (about 200 KB)."""
+    head = _head(message_id, extra="Content-Type: multipart/mixed; boundary=b0\r\n") + "\r\n"
+    levels = "".join(
+        f"--b{i - 1}\r\nContent-Type: multipart/mixed; boundary=b{i}\r\n\r\n"
+        for i in range(1, 3500)
+    )
+    return (head + levels + "--b3499\r\nContent-Type: text/plain\r\n\r\nleaf\r\n").encode()
+
+
+BOMBS: dict[str, Callable[[str], bytes]] = {
+    "encoded-word-subject": encoded_word_subject,
+    "many-parts": many_parts,
+    "deep-nesting": deep_nesting,
+}
+NOTES = {
+    "encoded-word-subject": "6000 encoded words",
+    "many-parts": "parts; the rest was dropped",
+    "deep-nesting": "nesting deeper than",
+}
+
+
+def _post(client: Any, path: str, raw: bytes) -> TestResponse:
+    if path == "mime":
+        return client.post(
+            "/email/inbound/mime",
+            data=raw,
+            headers={"Authorization": f"Bearer {MIME_TOKEN}", "Content-Type": "message/rfc822"},
+        )
+    if path == "sendgrid-raw":
+        form = {
+            "email": raw.decode("latin-1"),
+            "envelope": json.dumps({"to": [SUPPORT], "from": "alice@acme.example"}),
+            "SPF": "pass",
+        }
+        return client.post(
+            "/email/inbound/sendgrid",
+            data=form,
+            headers={"Authorization": basic(*SENDGRID)},
+            content_type="multipart/form-data",
+        )
+    if path == "mailgun-body-mime":
+        form = {"body-mime": raw.decode("latin-1"), "sender": "alice@acme.example"}
+        form.update(mailgun_signature())
+        return client.post("/email/inbound/mailgun", data=form, content_type="multipart/form-data")
+    document = {"RawEmail": raw.decode("latin-1"), "MessageID": uuid.uuid4().hex}
+    return client.post(
+        "/email/inbound/postmark",
+        data=json.dumps(document),
+        headers={"Authorization": basic(*POSTMARK), "Content-Type": "application/json"},
+    )
+
+
+def _measured(send: Callable[[], TestResponse]) -> tuple[TestResponse, int, float]:
+    """Return the answer, tracemalloc's peak above the start, and the seconds it took."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        started = time.monotonic()
+        response = send()
+        seconds = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return response, peak, seconds
+
+
+def _stored(app: Flask, message_id: str) -> list[EmailMessage]:
+    guard = Guard(app, None)
+    with guard.db.session() as session:
+        return list(
+            session.scalars(select(EmailMessage).where(EmailMessage.message_id == message_id))
+        )
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+@pytest.mark.parametrize("path", ["mime", "sendgrid-raw", "mailgun-body-mime", "postmark-raw"])
+def test_a_mime_bomb_is_kept_within_memory_and_time_on_every_raw_path(
+    abuse_app: Flask, guard: Guard, path: str, bomb: str
+) -> None:
+    client = abuse_app.test_client()
+    message_id = f"<{uuid.uuid4().hex}@acme.example>"
+    raw = BOMBS[bomb](message_id)
+    assert len(raw) < EMAIL_LIMIT * 0.9  # under the size limit, room for the form around it
+    before = guard.counts()
+    response, peak, seconds = _measured(lambda: _post(client, path, raw))
+    guard.check(response, before)
+    assert response.status_code == 200, response.get_data()[:300]
+    assert peak < EXTRA_MEMORY_BYTES, f"{peak / 1e6:.0f} MB to take one {len(raw)}-byte email"
+    assert seconds < SECONDS, f"{seconds:.1f} s to take one {len(raw)}-byte email"
+    (stored,) = _stored(abuse_app, message_id)
+    notes = _contact_notes(guard, stored)
+    assert NOTES[bomb] in notes, notes
+
+    # The provider retries (Mailgun with a fresh token): the same post stores nothing new.
+    again = guard.counts()
+    retry = _post(client, path, raw)
+    assert retry.status_code == 200 and retry.get_json()["outcome"] == "duplicate"
+    assert guard.counts() == again and len(_stored(abuse_app, message_id)) == 1
+
+
+def _contact_notes(guard: Guard, stored: EmailMessage) -> str:
+    """Return the limits' notes as the contact's timeline records them (its received event)."""
+    with guard.db.session() as session:
+        received = session.scalars(
+            select(ContactEvent).where(
+                ContactEvent.contact_id == stored.contact_id, ContactEvent.kind == "received"
+            )
+        ).one()
+        return " ".join(received.data.get("capped", []))
+
+
+def _subject_bomb() -> str:
+    return " ".join(["=?utf-8?q?=41?="] * 6000)
+
+
+def _parsed_post(client: Any, provider: str, message_id: str) -> TestResponse:
+    subject = _subject_bomb()
+    if provider == "sendgrid":
+        headers = _head(message_id, subject).replace("\r\n", "\n")
+        form = {
+            "headers": headers,
+            "from": "Alice Admin <alice@acme.example>",
+            "to": SUPPORT,
+            "subject": subject,
+            "text": "The agent is down.",
+            "envelope": json.dumps({"to": [SUPPORT], "from": "alice@acme.example"}),
+            "SPF": "pass",
+        }
+        return client.post(
+            "/email/inbound/sendgrid",
+            data=form,
+            headers={"Authorization": basic(*SENDGRID)},
+            content_type="multipart/form-data",
+        )
+    if provider == "mailgun":
+        pairs = [["Message-Id", message_id], ["Subject", subject], ["From", "alice@acme.example"]]
+        form = {
+            "from": "Alice Admin <alice@acme.example>",
+            "sender": "alice@acme.example",
+            "recipient": SUPPORT,
+            "subject": subject,
+            "body-plain": "The agent is down.",
+            "message-headers": json.dumps(pairs),
+        }
+        form.update(mailgun_signature())
+        return client.post("/email/inbound/mailgun", data=form, content_type="multipart/form-data")
+    document = {
+        "From": "alice@acme.example",
+        "To": SUPPORT,
+        "Subject": subject,
+        "TextBody": "The agent is down.",
+        "MessageID": uuid.uuid4().hex,
+        "Headers": [
+            {"Name": "Message-ID", "Value": message_id},
+            *({"Name": f"X-Filler-{n}", "Value": subject[:7000]} for n in range(20)),
+        ],
+        "Attachments": [
+            {
+                "Name": "a.txt",
+                "Content": base64.b64encode(b"x").decode(),
+                "ContentType": "text/plain",
+            }
+        ],
+    }
+    return client.post(
+        "/email/inbound/postmark",
+        data=json.dumps(document),
+        headers={"Authorization": basic(*POSTMARK), "Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun", "postmark"])
+def test_parsed_mode_fields_get_the_same_header_caps(
+    abuse_app: Flask, guard: Guard, provider: str
+) -> None:
+    client = abuse_app.test_client()
+    message_id = f"<{uuid.uuid4().hex}@acme.example>"
+    before = guard.counts()
+    response, peak, seconds = _measured(lambda: _parsed_post(client, provider, message_id))
+    guard.check(response, before)
+    assert response.status_code == 200, response.get_data()[:300]
+    assert peak < EXTRA_MEMORY_BYTES and seconds < SECONDS, (peak, seconds)
+    (stored,) = _stored(abuse_app, message_id)
+    assert stored.subject is not None and len(stored.subject) <= 100  # 100 words of one letter
+    assert "encoded words" in _contact_notes(guard, stored)
