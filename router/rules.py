@@ -40,6 +40,7 @@ __all__ = [
     "FIELDS",
     "OPERATORS",
     "PATTERN_MAX_CHARS",
+    "PATTERN_PROGRAM_BUDGET",
     "PATTERN_TEXT_CHARS",
     "ContactAttributes",
     "Decision",
@@ -226,11 +227,15 @@ _FIELD_LIST: Final = ", ".join([*FIELDS, "attrs.<name>"])
 # ``matches`` patterns come from staff and run on text from anyone, so they use RE2, which
 # matches in time linear in the text (Python's re backtracks: '^(a+)+$' on 40 characters never
 # finishes). A pattern sees at most the first PATTERN_TEXT_CHARS characters of its text, which
-# bounds each search; RE2's memory per pattern is bounded by _PATTERN_MEMORY (larger programs are
-# refused when the rule is saved).
+# bounds each search. Compiling is bounded too, since a dry-run may carry 5,000 rules: RE2 refuses
+# a program needing more than _PATTERN_MEMORY (about 15,000 instructions, ~10 ms to compile), and
+# a rule set's patterns share PATTERN_PROGRAM_BUDGET instructions (a typical pattern needs under
+# 100), so no request compiles for more than about 100 ms nor searches for more than a few.
 PATTERN_TEXT_CHARS: Final = 1_000
 PATTERN_MAX_CHARS: Final = 1_000
-_PATTERN_MEMORY: Final = 2 << 20
+PATTERN_PROGRAM_BUDGET: Final = 100_000
+_PATTERN_MEMORY: Final = 256 << 10
+_REFUSED_PROGRAM_COST: Final = 16_000  # what a program RE2 refuses as too large cost to find out
 # RE2's own words for the Perl features it lacks; those errors get a hint on what to use instead.
 _UNSUPPORTED: Final = (
     "invalid perl operator",
@@ -781,7 +786,7 @@ class _Compiler:
         self.queues = queues
         self.sla_policies = sla_policies
         self.errors: list[RuleError] = []
-        self.searchers: dict[str, Callable[[str], bool]] = {}
+        self.patterns = _Patterns()
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(RuleError(path, message))
@@ -1097,10 +1102,10 @@ class _Compiler:
         assert isinstance(name, str)
         try:
             if attr_name is not None:
-                value, expr, consts = _compile_attr(attr_name, op, node["value"], self.searchers)
+                value, expr, consts = _compile_attr(attr_name, op, node["value"], self.patterns)
             else:
                 assert spec is not None
-                value, expr, consts = _compile_field(spec, op, node["value"], self.searchers)
+                value, expr, consts = _compile_field(spec, op, node["value"], self.patterns)
         except _Invalid as exc:
             self.error(f"{path}.value{exc.sub}", exc.message)
             return None
@@ -1111,7 +1116,7 @@ class _Compiler:
 
 
 def _compile_field(
-    spec: FieldSpec, op: str, raw: object, searchers: dict[str, Callable[[str], bool]]
+    spec: FieldSpec, op: str, raw: object, patterns: _Patterns
 ) -> tuple[Any, str, dict[str, Any]]:
     """Validate raw for spec/op; return the normalised value, the expression and its constants."""
     # Safe to splice: spec.name is a key of FIELDS, a fixed identifier (see "Compiled conditions").
@@ -1141,7 +1146,7 @@ def _compile_field(
             needle = _bind(consts, _string(raw, allow_empty=False).casefold())
             return raw, f"({attr} is not None and {needle} in {attr}.casefold())", consts
         if op == "matches":
-            search = _bind(consts, _searcher(raw, searchers))
+            search = _bind(consts, patterns.searcher(raw))
             return raw, f"({attr} is not None and {search}({attr}))", consts
     if kind is FieldType.DATETIME:
         when = _datetime(raw)
@@ -1201,30 +1206,6 @@ def _string(raw: object, *, allow_empty: bool, sub: str = "") -> str:
     return raw
 
 
-def _regex(raw: object) -> Any:
-    """Compile a rule pattern with RE2; refuse what RE2 cannot run in linear time."""
-    pattern = _string(raw, allow_empty=False)
-    if len(pattern) > PATTERN_MAX_CHARS:
-        raise _Invalid(
-            f"regular expression too long ({len(pattern)} characters; at most {PATTERN_MAX_CHARS})"
-        )
-    try:
-        return re2.compile(pattern, _RE2_OPTIONS)
-    except re2.error as exc:
-        raw_reason = exc.args[0] if exc.args else ""
-        reason = (
-            raw_reason.decode("utf-8", "replace")
-            if isinstance(raw_reason, bytes)
-            else str(raw_reason)
-        )
-        message = f"bad regular expression {pattern!r}: {reason}"
-        if any(reason.startswith(words) for words in _UNSUPPORTED):
-            message += f" ({_RE2_HINT})"
-        elif reason.startswith("pattern too large"):
-            message += " (make it simpler or shorter)"
-        raise _Invalid(message) from None
-
-
 def _datetime(raw: object) -> datetime:
     if isinstance(raw, datetime):
         value = raw
@@ -1244,7 +1225,7 @@ def _datetime(raw: object) -> datetime:
 
 
 def _compile_attr(
-    name: str, op: str, raw: object, searchers: dict[str, Callable[[str], bool]]
+    name: str, op: str, raw: object, patterns: _Patterns
 ) -> tuple[Any, str, dict[str, Any]]:
     """Validate raw for custom attribute name; return value, expression and constants."""
     # Every expression starts with "name in a.attrs": a missing attribute fails every
@@ -1283,18 +1264,67 @@ def _compile_attr(
     if op == "contains":
         needle = _bind(consts, _string(raw, allow_empty=False).casefold())
         return raw, f"({present} and {is_str} and {needle} in {actual}.casefold())", consts
-    search = _bind(consts, _searcher(raw, searchers))
+    search = _bind(consts, patterns.searcher(raw))
     return raw, f"({present} and {is_str} and {search}({actual}))", consts
 
 
-def _searcher(raw: object, searchers: dict[str, Callable[[str], bool]]) -> Callable[[str], bool]:
-    """Return a shared test for the pattern that remembers its last text and result."""
-    pattern = _regex(raw)
-    key: str = pattern.pattern
-    cached = searchers.get(key)
-    if cached is not None:
-        return cached
-    search = pattern.search
+class _Patterns:
+    """Compile a rule set's patterns with RE2, once each, within the set's complexity budget."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, Callable[[str], bool]] = {}
+        self.spent = 0  # RE2 program instructions compiled (or refused as too large) so far
+
+    def searcher(self, raw: object) -> Callable[[str], bool]:
+        """Return a shared test for the pattern that remembers its last text and result."""
+        pattern = _string(raw, allow_empty=False)
+        cached = self.tests.get(pattern)
+        if cached is not None:
+            return cached
+        test = _search_test(self.compile(pattern).search)
+        self.tests[pattern] = test
+        return test
+
+    def compile(self, pattern: str) -> Any:
+        """Compile one pattern; raise _Invalid if RE2 cannot run it or it costs too much."""
+        if len(pattern) > PATTERN_MAX_CHARS:
+            raise _Invalid(
+                f"regular expression too long ({len(pattern)} characters; "
+                f"at most {PATTERN_MAX_CHARS})"
+            )
+        if self.spent > PATTERN_PROGRAM_BUDGET:
+            raise _Invalid(_over_budget(pattern))
+        try:
+            compiled = re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as exc:
+            raw_reason = exc.args[0] if exc.args else ""
+            reason = (
+                raw_reason.decode("utf-8", "replace")
+                if isinstance(raw_reason, bytes)
+                else str(raw_reason)
+            )
+            message = f"bad regular expression {pattern!r}: {reason}"
+            if any(reason.startswith(words) for words in _UNSUPPORTED):
+                message += f" ({_RE2_HINT})"
+            elif reason.startswith("pattern too large"):
+                self.spent += _REFUSED_PROGRAM_COST
+                message += " (make it simpler or shorter)"
+            raise _Invalid(message) from None
+        self.spent += compiled.programsize
+        if self.spent > PATTERN_PROGRAM_BUDGET:
+            raise _Invalid(_over_budget(pattern))
+        return compiled
+
+
+def _over_budget(pattern: str) -> str:
+    return (
+        f"regular expression {pattern!r} is one too many: the rule set's patterns together "
+        f"exceed {PATTERN_PROGRAM_BUDGET:,} RE2 instructions (simplify or combine them)"
+    )
+
+
+def _search_test(search: Callable[[str], object]) -> Callable[[str], bool]:
+    """Return a test of text against a compiled search that remembers its last text and result."""
     limit = PATTERN_TEXT_CHARS
     # A regular expression costs about a microsecond per search; several rules often test the
     # same pattern against the same subject within one route() call. Texts are compared by
@@ -1314,7 +1344,6 @@ def _searcher(raw: object, searchers: dict[str, Callable[[str], bool]]) -> Calla
         last[0] = (text, result)
         return result
 
-    searchers[key] = test
     return test
 
 

@@ -165,3 +165,19 @@ def test_patterns_re2_cannot_run_get_422_naming_the_condition(api: ApiClient, pa
     ).get_json()
     assert checked["valid"] is False and checked["errors"][0]["path"] == path
     assert version(api) == base
+
+
+def test_a_dry_run_full_of_costly_patterns_is_refused_at_once(api: ApiClient) -> None:
+    # 4,999 distinct patterns of ~14,000 RE2 instructions each: compiling them all would hold
+    # the worker for half a minute; the rule set's budget stops after the first few.
+    rules = [subject_rule(f"t-heavy-{i}", rf"(\p{{L}}|\d|\s){{12}}q{i}") for i in range(4999)]
+    rules.append({"id": "default", "default": True, "then": {"queue": "cse-general"}})
+    answer = timed(
+        api.post,
+        "rule-set/dry-run",
+        role="viewer",
+        json={"rules": rules, "contact": attributes("x")},
+    )
+    assert answer.status_code == 422, answer.get_json()
+    messages = [error["message"] for error in answer.get_json()["errors"]]
+    assert any("RE2 instructions" in message for message in messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,6 +14,7 @@ from router.rules import (
     FIELDS,
     OPERATORS,
     PATTERN_MAX_CHARS,
+    PATTERN_PROGRAM_BUDGET,
     PATTERN_TEXT_CHARS,
     ContactAttributes,
     Decision,
@@ -653,6 +655,37 @@ class TestPatterns:
     def test_too_large_program_is_refused(self) -> None:
         error = condition_error(cond("subject", "matches", r"\p{L}{200}"))
         assert "pattern too large" in error.message
+
+    def test_many_ordinary_patterns_fit_the_budget(self) -> None:
+        docs = [
+            rule(f"r{i}", cond("subject", "matches", rf"(?i)\b(server|host)-{i}\b"))
+            for i in range(1000)
+        ]
+        ruleset = compile_docs([*docs, DEFAULT_RULE])
+        assert ruleset.route(contact(subject="Host-999 is down")).matched_rule == "r999"
+
+    def test_costly_patterns_stop_compiling_once_over_the_budget(self) -> None:
+        # Each needs ~14,000 RE2 instructions (~6 ms to compile): 5,000 of them took half a minute.
+        heavy = [
+            rule(f"r{i}", cond("subject", "matches", rf"(\p{{L}}|\d|\s){{12}}q{i}"))
+            for i in range(5000)
+        ]
+        started = time.thread_time()
+        errors = errors_of([*heavy, DEFAULT_RULE])
+        assert time.thread_time() - started < 5.0
+        assert 4900 < len(errors) < 5000  # the first few fit
+        assert all(e.path.endswith(".when.all[0].value") for e in errors)
+        assert f"exceed {PATTERN_PROGRAM_BUDGET:,} RE2 instructions" in errors[-1].message
+
+    def test_refused_large_programs_count_against_the_budget(self) -> None:
+        huge = [
+            rule(f"r{i}", cond("subject", "matches", rf"(\p{{L}}|\d){{60}}q{i}"))
+            for i in range(200)
+        ]
+        errors = errors_of([*huge, DEFAULT_RULE])
+        assert len(errors) == 200
+        assert "pattern too large" in errors[0].message
+        assert "RE2 instructions" in errors[-1].message
 
     @pytest.mark.parametrize(
         ("pattern", "subject", "expected"),
