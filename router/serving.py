@@ -229,6 +229,11 @@ class BoundedReadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is unty
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         """Read the body whole within the deadline, then let gunicorn run the application."""
+        if req._expected_100_continue:
+            # gunicorn would send it just before the application runs, too late for a client
+            # that waits for it before sending its body.
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            req._expected_100_continue = False
         try:
             req.body = read_ahead(req.body, self.body_limit)
         except RequestReadTimeout:

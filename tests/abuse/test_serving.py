@@ -29,6 +29,7 @@ from config.policy import Policy
 from router.serving import FIRST_BYTE_SECONDS
 from tests.reliability.harness import (
     HOST,
+    PUBLIC,
     TWILIO_TOKEN,
     Delivery,
     Server,
@@ -44,9 +45,10 @@ pytestmark = pytest.mark.slow  # real gunicorn processes, and clients that wait 
 THREADS = 4  # WEB_THREADS here (two workers: eight threads in all)
 DEADLINE = 3.0  # REQUEST_READ_TIMEOUT_SECONDS here
 HEALTHZ = Delivery("ops", "", "GET", "/healthz", {}, b"")
-# No credentials: the body is read (and timed) before any endpoint looks at the request.
+# A forged signature: checking one means reading the body (so did sync workers, for ever).
 SLOW_BODY = (
-    b"POST /email/inbound/mime HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822\r\n"
+    b"POST /voice/incoming HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: forged\r\n"
     b"Content-Length: 100000\r\n\r\n"
 )
 SLOW_HEADERS = b"POST /voice/incoming HTTP/1.1\r\nHost: x\r\nX-Slow: "
@@ -211,6 +213,27 @@ def test_connections_that_send_nothing_are_closed(sqlite_server: Server) -> None
         for sock in idle:
             sock.close()
     assert healthz_latency(port) < 1.0
+
+
+def test_a_client_waiting_for_100_continue_gets_it_before_its_body_is_read(
+    sqlite_server: Server,
+) -> None:
+    params = voice_params(f"CA{uuid.uuid4().hex}", "+13035550198")
+    body = urlencode(params).encode()
+    head = (
+        "POST /voice/incoming HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"{SIGNATURE_HEADER}: {sign(TWILIO_TOKEN, PUBLIC + '/voice/incoming', params)}\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection((HOST, sqlite_server.port), timeout=DEADLINE * 2) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
 @pytest.mark.parametrize("trusted_proxies", [0, 1])
