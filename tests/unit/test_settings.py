@@ -255,3 +255,11 @@ def test_weak_and_reused_secrets_are_fine_outside_production() -> None:
             }
         )
         assert settings.secret_key == settings.pin_pepper
+
+
+def test_development_trusts_the_simulators_receiving_host_only_by_default() -> None:
+    development = Settings.from_env({"APP_ENV": "development"})
+    assert development.trusted_authserv_ids == frozenset({"mx.router.localhost"})
+    chosen = Settings.from_env({"APP_ENV": "development", "EMAIL_TRUSTED_AUTHSERV_IDS": "mx.a"})
+    assert chosen.trusted_authserv_ids == frozenset({"mx.a"})
+    assert Settings.from_env({"APP_ENV": "test"}).trusted_authserv_ids == frozenset()
