@@ -70,10 +70,14 @@ _RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # a surrogate encoded as UTF-8
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def json_body_problem(body: bytes, max_depth: int = JSON_MAX_DEPTH) -> str | None:
+def json_body_problem(
+    body: bytes, max_depth: int = JSON_MAX_DEPTH, *, allow_lone_surrogates: bool = False
+) -> str | None:
     """Say why a JSON body is refused before parsing (nesting, lone surrogates), or None."""
     if body.count(b"[") + body.count(b"{") > max_depth and _json_depth(body, max_depth) > max_depth:
         return f"the JSON body is nested more than {max_depth} levels deep"
+    if allow_lone_surrogates:
+        return None
     if _RAW_SURROGATE.search(body) or _has_lone_surrogate_escape(body):
         return (
             "the JSON body holds a lone UTF-16 surrogate (e.g. \\ud800 without its pair), "

@@ -575,6 +575,25 @@ def test_postmark_good_and_bad_credentials(
     )
 
 
+def test_postmark_mail_with_a_lone_surrogate_is_kept_not_refused(
+    client: FlaskClient, db: Database
+) -> None:
+    # The staff API refuses lone surrogates (400); a provider's mail must not be dropped for one.
+    message_id = new_id("initech.example")
+    document = postmark_document(message_id)
+    document["Subject"] = "SSO fails \ud800 since today"
+    body = json.dumps(document).encode()
+    assert b"\\ud800" in body
+    response = client.post(
+        "/email/inbound/postmark",
+        data=body,
+        content_type="application/json",
+        headers=basic(POSTMARK_USER, POSTMARK_PASSWORD),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert stored_contact(db, message_id).subject == "SSO fails \ufffd since today"
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "reason"),
     [
