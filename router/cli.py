@@ -17,13 +17,14 @@ from flask.cli import AppGroup, with_appcontext
 from channels.simulate import simulate_group
 from router import migrate
 from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import ContactAttributes
+from router.rules import ContactAttributes, RuleValidationError
 from router.runtime import runtime
 from router.scheduler.cli import scheduler_command
 from router.services.accounts import CsvImportError, import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import load_demo_data
 from router.services.intake import ContactRequest, IdentityError
+from router.services.routing import RoutingCache
 from router.services.staff import StaffError, create_staff, issue_token
 from router.validation import parse_instant
 
@@ -61,6 +62,16 @@ def db_upgrade(revision: str) -> None:
                 else ""
             )
         )
+        # A release whose rules engine refuses the stored rule set (e.g. a pattern RE2 cannot
+        # run) would fail every contact's routing: stop the release step instead, by name.
+        try:
+            with rt.db.session() as session:
+                RoutingCache(rt.policy).rules(session)
+        except RuleValidationError as exc:
+            raise click.ClickException(
+                f"the routing rules in force no longer compile; correct them (rules API or "
+                f"console) before deploying this release. {exc}"
+            ) from None
 
 
 @db_group.command("downgrade")

@@ -48,6 +48,22 @@ def test_db_upgrade_seeds_queues_and_rules_once(app: Flask, db: Database) -> Non
     assert count(db, RuleSetVersion) == 1
 
 
+def test_db_upgrade_stops_when_the_rules_in_force_no_longer_compile(
+    app: Flask, db: Database
+) -> None:
+    code, output = invoke(app, "db", "upgrade")
+    assert code == 0, output
+    with db.transaction() as session:
+        rules = session.get(RuleSetVersion, 1).documents["rules"]
+        # Stored by an earlier release whose engine took lookarounds; RE2 does not.
+        lookaround = {"field": "subject", "op": "matches", "value": "^(?!spam).*outage"}
+        broken = [{**rules[0], "when": {"all": [lookaround]}}, *rules[1:]]
+        session.add(RuleSetVersion(version=2, documents={"rules": broken}, created_by="old"))
+    code, output = invoke(app, "db", "upgrade")
+    assert code == 1
+    assert "no longer compile" in output and "rules[0].when.all[0]" in output
+
+
 def test_db_current_and_downgrade(app: Flask) -> None:
     code, output = invoke(app, "db", "current")
     head = migrate.head_revision()
