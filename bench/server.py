@@ -55,6 +55,9 @@ def procfile_web(app_spec: str, port: int, workers: int) -> list[str]:
     argv[1] = app_spec
     bind = argv.index("--bind") + 1
     argv[bind] = f"{HOST}:{port}"  # the Procfile binds 0.0.0.0; the benchmark stays on loopback
+    if "--config" in argv:  # relative to the repository, where the Procfile runs
+        config = argv.index("--config") + 1
+        argv[config] = str(ROOT / argv[config])
     return argv
 
 
