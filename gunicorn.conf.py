@@ -6,10 +6,13 @@ and the Makefile pass the bind address and WEB_CONCURRENCY's worker count on the
 """
 
 from app import MAX_CONTENT_LENGTH
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from router.serving import BoundedReadWorker
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except SettingsError as exc:
+    raise SystemExit(f"Error: {exc}") from None  # one line naming the variable, no traceback
 
 # gthread workers with a deadline on reading each request (router/serving.py): a slow client
 # holds one thread until its deadline, never a whole worker for as long as it likes.

@@ -272,3 +272,18 @@ def test_x_forwarded_proto_counts_only_for_trusted_proxy_count(
         assert forged == (200 if trusted_proxies else 403)
     finally:
         running.stop()
+
+
+def test_production_without_public_base_url_refuses_to_start(
+    sqlite_store: str, tmp_path: Path
+) -> None:
+    env = production_env(sqlite_store)
+    del env["PUBLIC_BASE_URL"]
+    with (tmp_path / "refused.log").open("w+") as log:
+        refused = Server(env, log, workers=1)
+        try:
+            assert refused.process.wait(timeout=60) != 0
+        finally:
+            refused.stop()
+        log.seek(0)
+        assert "Error: PUBLIC_BASE_URL is missing" in log.read()
