@@ -103,7 +103,7 @@ class DeadlineSocket:
         self._closing = False
 
     def shutdown(self, how: int) -> None:
-        """Shut the socket down; reads after that only take what has already arrived."""
+        """Shut the socket down; reads after that wait for the client briefly, if at all."""
         self._closing = True
         self._sock.shutdown(how)
 
