@@ -29,6 +29,8 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"  # loopback only
 PUBLIC_BASE_URL = "https://support-router.bench.invalid"
 MAIL_FROM = "support@router.bench.invalid"
+# The receiving MTA the benchmark plays: its Authentication-Results verify the demo admin.
+TRUSTED_RECEIVING_HOST = "mx.router.bench.invalid"
 
 
 def free_port() -> int:
@@ -92,6 +94,7 @@ def production_env(
         INBOUND_MIME_TOKEN=keys.inbound_mime_token,
         PUBLIC_BASE_URL=PUBLIC_BASE_URL,
         MAIL_FROM=MAIL_FROM,
+        EMAIL_TRUSTED_AUTHSERV_IDS=TRUSTED_RECEIVING_HOST,
         WEB_CONCURRENCY=str(workers),
         # The benchmark measures what a PIN check costs, so the global PIN-check rate (a
         # deployment's default is one a second) is set out of its way.

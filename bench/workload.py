@@ -25,6 +25,8 @@ DEMO_PIN = "482913"  # acme (Premium, us) in `flask demo-data`
 DEMO_ADMIN = "alice@acme.example"
 DEMO_ACCOUNT = "acme"
 US_NUMBER = "+18554819316"  # the us region's toll-free number
+# Must match bench/server.py's EMAIL_TRUSTED_AUTHSERV_IDS: a real MTA's verdict verifies the sender.
+TRUSTED_RECEIVING_HOST = "mx.router.bench.invalid"
 
 
 def raw_request(
@@ -129,6 +131,10 @@ class Workload:
         for _ in range(count):
             serial = self._next()
             message = EmailMessage()
+            message["Authentication-Results"] = (
+                f"{TRUSTED_RECEIVING_HOST}; spf=pass smtp.mailfrom={DEMO_ADMIN}; "
+                f"dmarc=pass header.from={DEMO_ADMIN.partition('@')[2]}"
+            )
             message["From"] = f"Alice Admin <{DEMO_ADMIN}>"
             message["To"] = "support@router.bench.invalid"
             message["Subject"] = f"S2: VPN clients cannot connect since this morning ({serial})"
