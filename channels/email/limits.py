@@ -15,7 +15,8 @@ Content-Type and boundary, the same delimiter lines) and rewrites what is over a
   message ``MAX_MESSAGE_FIELDS``, and beyond that only the fields the router reads (From,
   Subject, Message-ID, Content-Type, ...);
 - a message keeps its first ``MAX_PARTS`` MIME entities and ``MAX_DEPTH`` levels of nesting; what
-  comes after is dropped and the open multiparts are closed.
+  comes after is dropped and the open multiparts are closed (a cut inside an attached message
+  leaves it empty: one entity, one level more).
 
 The message is kept, never refused for these: each cut adds a note (stored with the message),
 so staff see what was left out. The caps are constants, not settings: they bound the cost of
@@ -38,7 +39,6 @@ MAX_PARAMETER_FIELD_BYTES = 2 * 1024  # Content-Type and Content-Disposition of 
 MAX_PARAMETERS = 24  # semicolons in those (legacy parameter parsing is quadratic in them)
 MAX_PARTS = 500
 MAX_DEPTH = 20
-MAX_REPORT_BYTES = 64 * 1024  # a message/delivery-status body: a few short header blocks
 MAX_NOTES = 20
 # Beyond the budgets only these fields are kept, and at most this many in one message.
 MAX_ESSENTIAL_EXTRA = 100
@@ -80,6 +80,9 @@ ESSENTIAL_FIELDS = frozenset(
 # The feed parser's rule for a header line (email.feedparser.headerRE), and the block they form.
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_FIELD_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")  # a line ending not folded
+# Stands for "an empty line" among the boundaries that end an entity (no boundary holds one).
+BLANK = b"\n"
 _CONTENT_TYPE = re.compile(rb"content-type:", re.IGNORECASE)
 
 
@@ -176,7 +179,12 @@ class _Finder:
     def __post_init__(self) -> None:
         # email.feedparser's boundaryre at the start of a line. Beginning with a literal (the
         # line ending before it) lets the regex engine skip ahead as fast as bytes.find.
-        tail = b"--" + re.escape(self.boundary) + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)"
+        if self.boundary == BLANK:
+            # An empty line (what ends a block of a delivery-status report).
+            blank = (rb"\n(?:\r\n|\r(?!\n)|\n)", rb"\r(?:\r\n|\r(?!\n))")
+            self.patterns = tuple(re.compile(p) for p in blank[: 2 if self.lone_cr else 1])
+            return
+        tail = b"--" + re.escape(self.boundary) + rb"(?P<close>--)?[ \t]*(?:\r\n|\r|\n|\Z)"
         ends = (b"\n", b"\r") if self.lone_cr else (b"\n",)
         self.patterns = tuple(re.compile(re.escape(end) + tail) for end in ends)
 
@@ -194,7 +202,8 @@ class _Finder:
             self.found, self.none_in = None, (pos, until)
             return None
         start = best.start() + 1  # the delimiter line starts after the line ending
-        self.found = _Delimiter(start, best.end(), bool(best.group(1)), self.boundary)
+        close = bool(best.groupdict().get("close"))
+        self.found = _Delimiter(start, best.end(), close, self.boundary)
         return self.found
 
 
@@ -230,7 +239,19 @@ class _Walk:
         except _Stop:
             self.changed = self.cut = True
             for boundary in reversed(self.open):
-                self.pieces.append(b"\r\n--" + boundary + b"--\r\n")
+                # A line ending of our own only where the cut left a line open: an extra empty
+                # line would be one more block of a delivery-status report.
+                ending = b"" if self.last_byte() in (b"\r", b"\n") else b"\r\n"
+                self.pieces.append(ending + b"--" + boundary + b"--\r\n")
+
+    def last_byte(self) -> bytes:
+        for piece in reversed(self.pieces):
+            if isinstance(piece, bytes):
+                if piece:
+                    return piece[-1:]
+            elif piece[1] > piece[0]:
+                return self.raw[piece[1] - 1 : piece[1]]
+        return b""
 
     def chunks(self) -> list[bytes]:
         return [
@@ -292,9 +313,15 @@ class _Walk:
         maintype = content_type.split("/")[0]
         if maintype == "message":
             if content_type == "message/delivery-status":
-                return self.report(body, limit)
+                return self.report(body, active, depth)
+            # Cut here, the parser still makes an (empty) attached message: one entity more.
             if depth + 1 > self.max_depth:
                 self.note(f"MIME: nesting deeper than {self.max_depth} levels was dropped")
+                self.entities += 1
+                raise _Stop(body)
+            if self.entities >= self.max_parts:
+                self.note(f"MIME: more than {self.max_parts} parts; the rest was dropped")
+                self.entities += 1
                 raise _Stop(body)
             return self.entity(body, active, depth + 1, "text/plain")
         if maintype == "multipart" and boundary is not None:
@@ -319,7 +346,9 @@ class _Walk:
                 self.copy(pos, len(self.raw))
                 self.open.pop()
                 return len(self.raw)
-            if delimiter.boundary != boundary:  # an enclosing multipart's delimiter ends this one
+            # An enclosing multipart's delimiter ends this one (the parser checks those first,
+            # so a boundary reused from an enclosing multipart never opens a part here).
+            if delimiter.boundary != boundary or boundary in active:
                 self.copy(pos, delimiter.start)
                 self.open.pop()
                 return delimiter.start
@@ -336,7 +365,8 @@ class _Walk:
             start = delimiter.start
             while True:
                 following = self.next_delimiter(delimiter.end, mine)
-                if following is None or following.start != delimiter.end or following.close:
+                # (close delimiters too: the feed parser does not tell them apart here)
+                if following is None or following.start != delimiter.end:
                     break
                 if following.boundary != boundary:
                     break
@@ -351,23 +381,29 @@ class _Walk:
             pos = self.entity(delimiter.end, mine, depth + 1, inner)
             delimiter = self.next_delimiter(pos, mine)
 
-    def report(self, pos: int, limit: int) -> int:
-        """Copy a message/delivery-status body: its header blocks are entities too."""
-        region_end = min(limit, pos + MAX_REPORT_BYTES)
-        blocks = 0
-        cut: int | None = region_end if region_end < limit else None
-        for blank in re.finditer(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)", self.raw[pos:region_end]):
-            blocks += 1
-            if self.entities + blocks >= self.max_parts:
-                cut = pos + blank.end()
-                break
-        self.entities += blocks + 1
-        if cut is not None:
-            self.note("MIME: a delivery-status report over the limits was cut")
-            self.copy(pos, cut)
-            raise _Stop(cut)
-        self.copy(pos, limit)
-        return limit
+    def report(self, pos: int, active: tuple[bytes, ...], depth: int) -> int:
+        """Walk a message/delivery-status body: blocks of headers, each an entity of its own."""
+        # As the feed parser reads it: each block is a whole entity that an empty line ends
+        # (whatever it holds); after that line, anything but the end starts another block.
+        mine = (*active, BLANK)
+        first = True
+        while True:
+            if self.entities >= self.max_parts:
+                self.note(f"MIME: more than {self.max_parts} parts; the rest was dropped")
+                self.entities += first  # an empty report still holds one (empty) block
+                raise _Stop(pos)
+            first = False
+            end = self.entity(pos, mine, depth + 1, "text/plain")
+            delimiter = self.next_delimiter(end, mine)
+            if delimiter is None or delimiter.boundary != BLANK:
+                return delimiter.start if delimiter is not None else len(self.raw)
+            self.copy(delimiter.start, delimiter.end)
+            after = self.next_delimiter(delimiter.end, active)
+            if delimiter.end >= len(self.raw) or (
+                after is not None and after.start == delimiter.end
+            ):
+                return delimiter.end
+            pos = delimiter.end
 
     # --- header blocks -----------------------------------------------------------------------
 
@@ -515,8 +551,7 @@ def _content_type(block: bytes, default_type: str) -> tuple[str, str | None]:
     message = Message()
     message.set_default_type(default_type)
     if match is not None:
-        fold = re.compile(rb"(?:\r\n|\r|\n)(?![ \t])")
-        rest = fold.split(block[match.end() :], maxsplit=1)[0]
+        rest = _FIELD_END.split(block[match.end() :], maxsplit=1)[0]
         lines = rest.decode("ascii", "surrogateescape").splitlines(keepends=True)
         value = (lines[0].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n") if lines else ""
         message["Content-Type"] = value

@@ -35,8 +35,8 @@ from channels.email.automatic import REPORT_TYPES, detect_automatic
 
 MAX_TEXT_CHARS = 100_000
 MAX_HTML_CHARS = 200_000
-MAX_HEADER_CHARS = 8_000
-MAX_HEADERS = 300
+MAX_HEADER_CHARS = limits.MAX_FIELD_BYTES  # a field within the limits is never cut again
+MAX_HEADERS = limits.MAX_HEADER_FIELDS + limits.MAX_ESSENTIAL_EXTRA  # all the limits keep
 MAX_ADDRESSES = 100
 MAX_REFERENCES = 100
 MAX_ATTACHMENTS = 100
