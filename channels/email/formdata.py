@@ -2,7 +2,10 @@
 
 Providers post form fields in the message's own charsets (SendGrid says which in its
 ``charsets`` field), so fields are kept as bytes and decoded by the adapter, not guessed as
-UTF-8 by the web framework. Multipart bodies are parsed with the standard ``email`` package.
+UTF-8 by the web framework. Multipart bodies are parsed with the standard ``email`` package
+(policy compat32, linear in the body's size) once ``limits`` has capped the parts' header fields
+and checked that there are at most ``MAX_PARTS`` parts and none nested (refused otherwise: a
+provider's form never nests, and a Mailgun post is parsed before its signature is checked).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from email.message import Message
 from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
-from channels.email.normalise import clean_line, decode_bytes
+from channels.email import limits
+from channels.email.normalise import clean_line, decode_bytes, decode_words
 
 MAX_PARTS = 1000
 
@@ -81,8 +85,11 @@ def _urlencoded(body: bytes) -> FormData:
 
 def _multipart(content_type: str, body: bytes) -> FormData:
     header = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    bounded = limits.bound_message(header + body, max_parts=MAX_PARTS + 1, max_depth=1)
+    if bounded.cut:
+        raise FormError(f"multipart body has more than {MAX_PARTS} parts, or nested parts")
     try:
-        message = BytesParser(policy=policy.default).parsebytes(header + body)
+        message = BytesParser(policy=policy.compat32).parsebytes(bounded.raw)
         boundary = message.get_boundary()
     except Exception as exc:  # the parser is lenient; this is a last resort
         raise FormError(f"multipart body is not readable ({type(exc).__name__})") from None
@@ -117,9 +124,21 @@ def _multipart(content_type: str, body: bytes) -> FormData:
     return FormData(fields=fields, files=tuple(files))
 
 
+def _disposition(part: Message) -> Message:
+    """Return the part's Content-Disposition alone, its raw 8-bit bytes decoded (UTF-8, else
+    Windows-1252): compat32 would read them as U+FFFD."""
+    disposition = Message()
+    for key, value in part.raw_items():
+        if str(key).strip().lower() == "content-disposition":
+            raw = str(value).encode("ascii", "surrogateescape")
+            disposition["Content-Disposition"] = decode_bytes(raw)
+            break
+    return disposition
+
+
 def _param(part: Message, name: str) -> str | None:
     try:
-        value = part.get_param(name, header="content-disposition")
+        value = _disposition(part).get_param(name, header="content-disposition")
     except Exception:
         return None
     if isinstance(value, tuple):  # RFC 2231 (charset, language, value)
@@ -129,12 +148,13 @@ def _param(part: Message, name: str) -> str | None:
 
 def _filename(part: Message) -> str | None:
     try:
-        filename = part.get_filename()
+        filename = _disposition(part).get_filename()
     except Exception:
         filename = None
     if filename is None:
         return None
-    return clean_line(filename, 255) or "attachment"
+    # RFC 2047 encoded words (which compat32 leaves) within the limits' caps.
+    return clean_line(decode_words(str(filename)), 255) or "attachment"
 
 
 def _content_type(part: Message) -> str:

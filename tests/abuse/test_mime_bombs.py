@@ -250,3 +250,51 @@ def test_parsed_mode_fields_get_the_same_header_caps(
     (stored,) = _stored(abuse_app, message_id)
     assert stored.subject is not None and len(stored.subject) <= 100  # 100 words of one letter
     assert "encoded words" in _contact_notes(guard, stored)
+
+
+def _form(parts: list[bytes]) -> bytes:
+    return b"".join(b"--F\r\n" + part + b"\r\n" for part in parts) + b"--F--\r\n"
+
+
+FORM_BOMBS = {
+    # The quadratic header parser, through a form part's file name.
+    "encoded-word-filename": _form(
+        [
+            b'Content-Disposition: form-data; name="attachment-1"; filename="'
+            + b" ".join([b"=?utf-8?q?=41?="] * 6000)
+            + b'"\r\nContent-Type: text/plain\r\n\r\nx'
+        ]
+    ),
+    # A field that claims to be a multipart: the parser used to walk its 12,000 parts.
+    "nested-field": _form(
+        [
+            b'Content-Disposition: form-data; name="body-mime"\r\n'
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+            + b"".join(b"--b\r\n\r\nx\r\n" for _ in range(12_000))
+            + b"--b--"
+        ]
+    ),
+    "many-fields": _form(
+        [b'Content-Disposition: form-data; name="f%d"\r\n\r\nx' % n for n in range(3000)]
+    ),
+}
+
+
+@pytest.mark.parametrize("bomb", list(FORM_BOMBS))
+def test_a_form_bomb_costs_nothing_before_the_signature_is_checked(
+    abuse_app: Flask, guard: Guard, bomb: str
+) -> None:
+    # Mailgun's signature travels in the form, so the form is parsed before it is checked.
+    client = abuse_app.test_client()
+    before = guard.counts()
+    response, peak, seconds = _measured(
+        lambda: client.post(
+            "/email/inbound/mailgun",
+            data=FORM_BOMBS[bomb],
+            content_type="multipart/form-data; boundary=F",
+        )
+    )
+    guard.check(response, before)
+    assert response.status_code in (400, 401), response.get_data()[:300]
+    assert peak < EXTRA_MEMORY_BYTES, f"{peak / 1e6:.0f} MB to refuse one form"
+    assert seconds < SECONDS, f"{seconds:.1f} s to refuse one form"
