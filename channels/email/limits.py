@@ -79,6 +79,7 @@ ESSENTIAL_FIELDS = frozenset(
 
 # The feed parser's rule for a header line (email.feedparser.headerRE), and the block they form.
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
+_HEADER_START = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[ \t]")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _FIELD_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")  # a line ending not folded
 # Stands for "an empty line" among the boundaries that end an entity (no boundary holds one).
@@ -288,10 +289,12 @@ class _Walk:
         ahead = self.next_delimiter(pos, active)
         limit = ahead.start if ahead is not None else len(self.raw)
         window = min(limit, pos + _SCAN_BYTES)
+        if window < limit:  # whole lines only: a line the window cuts is not a header line
+            window = max(self.raw.rfind(b"\n", pos, window) + 1, pos)
         head_end = _HEADER_BLOCK.match(self.raw, pos, window)
         assert head_end is not None  # the pattern matches the empty string
         block_end = body = head_end.end()
-        if block_end == window < limit:
+        if block_end == window < limit and _HEADER_START.match(self.raw, window, limit):
             # A block longer than anything real: it is cut at the window (below), and its body
             # starts after the first empty line (the rewritten block ends with one).
             block_end, body = _after_blank_line(self.raw, window, limit)
@@ -446,6 +449,8 @@ class _Walk:
                 dropped += 1
                 changed = True
                 continue
+            if not capped.endswith((b"\n", b"\r")):  # cut at the window: end its line
+                capped += b"\r\n"
             budget -= len(capped)
             kept.append(capped)
         if scanned_end < end:
