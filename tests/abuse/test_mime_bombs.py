@@ -16,10 +16,10 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
@@ -86,7 +86,7 @@ NOTES = {
 }
 
 
-def _post(client: Any, path: str, raw: bytes) -> TestResponse:
+def _post(client: FlaskClient, path: str, raw: bytes) -> TestResponse:
     if path == "mime":
         return client.post(
             "/email/inbound/mime",
@@ -180,7 +180,7 @@ def _subject_bomb() -> str:
     return " ".join(["=?utf-8?q?=41?="] * 6000)
 
 
-def _parsed_post(client: Any, provider: str, message_id: str) -> TestResponse:
+def _parsed_post(client: FlaskClient, provider: str, message_id: str) -> TestResponse:
     subject = _subject_bomb()
     if provider == "sendgrid":
         headers = _head(message_id, subject).replace("\r\n", "\n")
