@@ -13,14 +13,17 @@ Content-Type and boundary, the same delimiter lines) and rewrites what is over a
 - Content-Type and Content-Disposition keep ``MAX_PARAMETER_FIELD_BYTES`` and ``MAX_PARAMETERS``;
 - a header block keeps at most ``MAX_HEADER_BLOCK_BYTES`` and ``MAX_HEADER_FIELDS`` fields, a
   message ``MAX_MESSAGE_FIELDS``, and beyond that only the fields the router reads (From,
-  Subject, Message-ID, Content-Type, ...);
+  Subject, Message-ID, Content-Type, ...); nothing is read past twice the block's cap;
+- a message/delivery-status report's header blocks count as MIME entities (the parser makes a
+  message of each);
 - a message keeps its first ``MAX_PARTS`` MIME entities and ``MAX_DEPTH`` levels of nesting; what
   comes after is dropped and the open multiparts are closed (a cut inside an attached message
   leaves it empty: one entity, one level more).
 
-The message is kept, never refused for these: each cut adds a note (stored with the message),
-so staff see what was left out. The caps are constants, not settings: they bound the cost of
-one message (see ``bench/bench_email.py``), and no real mail comes near them.
+The message is kept, never refused for these: each cut adds a note (``InboundEmail.capped``,
+on the contact's timeline), so staff see what was left out. The caps are constants, not
+settings: they bound the cost of one message (see ``bench/bench_email.py``), and no real mail
+comes near them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ MAX_DEPTH = 20
 MAX_NOTES = 20
 # Beyond the budgets only these fields are kept, and at most this many in one message.
 MAX_ESSENTIAL_EXTRA = 100
-# Header lines looked at one by one; a longer block is searched for essential fields only.
+# Header lines looked at one by one; past this, a block is not read at all.
 _SCAN_BYTES = 2 * MAX_HEADER_BLOCK_BYTES
 
 ESSENTIAL_FIELDS = frozenset(
