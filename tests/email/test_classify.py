@@ -461,3 +461,24 @@ def test_automatic_mail_by_its_structure_then_its_subject(
         own_addresses=frozenset({SUPPORT}),
     )
     assert found == automatic
+
+
+def test_mailgun_top_level_content_type_field_marks_a_report(
+    client: FlaskClient, db: Database, inbox: Inbox
+) -> None:
+    # Without message-headers, Mailgun's own Content-Type field is what tells a report.
+    message_id = new_id("contoso.example")
+    signature = [(k, v.encode()) for k, v in mailgun_signature().items()]
+    fields = [
+        ("recipient", SUPPORT.encode()),
+        ("sender", b"alice@acme.example"),
+        ("from", b"alice@acme.example"),
+        ("subject", b"Re: Agent down"),
+        ("body-plain", b"Delivery has failed."),
+        ("Message-Id", message_id.encode()),
+        ("Content-Type", MULTIPART_REPORT.encode()),
+        *signature,
+    ]
+    assert post_multipart(client, "/email/inbound/mailgun", fields).status_code == 200
+    (stored,) = [m for m in stored_messages(db) if m.direction == "in"]
+    assert stored.data["automatic"] == "bounce" and inbox.messages == []
