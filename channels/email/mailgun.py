@@ -143,6 +143,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     # The message's own From: headers (all of them) are what the sender wrote; the 'from' field
     # is Mailgun's copy of one, used only when message-headers is missing.
     from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
+    recipient = form.text("recipient") or ""
     subject = form.text("subject")
     if subject is not None:
         subject, note = limits.cap_value("Subject", subject)
@@ -152,7 +153,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         provider=PROVIDER,
         headers=headers,
         from_values=from_values,
-        to_values=() if "to" in headers else [form.text("recipient") or ""],
+        to_values=() if "to" in headers else [limits.cap_value("To", recipient)[0]],
         subject=subject,
         text=text,
         html=form.text("body-html") or "",

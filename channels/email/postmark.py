@@ -91,8 +91,8 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         headers=headers,
         from_values=from_values,
         from_name=display if isinstance(display, str) else None,
-        to_values=[_string(data, "To") or ""] if "To" in data else (),
-        cc_values=[_string(data, "Cc") or ""] if "Cc" in data else (),
+        to_values=[_capped("To", _string(data, "To") or "", capped)] if "To" in data else (),
+        cc_values=[_capped("Cc", _string(data, "Cc") or "", capped)] if "Cc" in data else (),
         subject=subject,
         text=text,
         html=_string(data, "HtmlBody") or "",
@@ -105,6 +105,13 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         fingerprint=fingerprint(from_value, _string(data, "To"), subject, text),
     )
     return assemble(parts, own_addresses)
+
+
+def _capped(name: str, value: str, notes: list[str]) -> str:
+    value, note = limits.cap_value(name, value)
+    if note:
+        notes.append(note)
+    return value
 
 
 def _string(data: dict[str, Any], name: str) -> str | None:
