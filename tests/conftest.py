@@ -1,10 +1,12 @@
-"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when configured), the app."""
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when configured), the app,
+and a demo store with a log for tests that serve it through gunicorn."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from flask import Flask
@@ -95,3 +97,30 @@ def db(rt: Runtime) -> Database:
 def client(app: Flask) -> FlaskClient:
     """Return a test client for the app."""
     return app.test_client()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path, policy: Policy) -> Iterator[str]:
+    """Yield the URL of a migrated store holding the demo data (a SQLite file or a schema)."""
+    # The harness builds on this module's settings, so it is imported when first needed.
+    from tests.reliability.harness import postgres_schema, prepare_store
+
+    if request.param == "sqlite":
+        (tmp_path / "store").mkdir()
+        url = f"sqlite:///{tmp_path / 'store' / 'router.sqlite3'}"
+        prepare_store(url, policy)
+        yield url
+        return
+    with postgres_schema("served") as url:
+        prepare_store(url, policy)
+        yield url
+
+
+@pytest.fixture
+def server_log(tmp_path: Path) -> Iterator[IO[str]]:
+    """Yield the file the servers under test log to (its end is shown when a test fails)."""
+    path = tmp_path / "server.log"
+    with path.open("w") as log:
+        yield log
+    # Shown by pytest on failure through the captured output.
+    print(f"--- server log ({path}):\n{path.read_text()[-6000:]}")

@@ -183,14 +183,6 @@ def slow_server(tmp_path: Path, policy: Policy, server_log: IO[str]) -> Iterator
         server.stop()
 
 
-@pytest.fixture
-def server_log(tmp_path: Path) -> Iterator[IO[str]]:
-    path = tmp_path / "server.log"
-    with path.open("w") as log:
-        yield log
-    print(f"--- server log:\n{path.read_text()[-4000:]}")
-
-
 def _raw(port: int, data: bytes, timeout: float = 10) -> bytes:
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
         sock.sendall(data)

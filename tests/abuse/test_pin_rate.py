@@ -16,21 +16,17 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
 from channels.voice.simulate import parse_twiml
-from config.policy import Policy
 from router.models import PinAttempt, PinLockout
 from tests.reliability.harness import (
     Delivery,
     Server,
     gather_action,
-    postgres_schema,
-    prepare_store,
     production_env,
     send,
     voice,
@@ -45,28 +41,6 @@ RATE_PER_MINUTE = 120  # PIN_GLOBAL_RATE_PER_MINUTE here: two checks a second
 BURST = 10  # PIN_GLOBAL_BURST here
 WRONG_PIN = "905172"
 HEALTHZ = Delivery("ops", "", "GET", "/healthz", {}, b"")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path, policy: Policy) -> Iterator[str]:
-    """Yield a migrated store with the demo data (a SQLite file, or a PostgreSQL schema)."""
-    if request.param == "sqlite":
-        (tmp_path / "store").mkdir()
-        url = f"sqlite:///{tmp_path / 'store' / 'router.sqlite3'}"
-        prepare_store(url, policy)
-        yield url
-        return
-    with postgres_schema("pin_rate") as url:
-        prepare_store(url, policy)
-        yield url
-
-
-@pytest.fixture
-def server_log(tmp_path: Path) -> Iterator[IO[str]]:
-    path = tmp_path / "server.log"
-    with path.open("w") as log:
-        yield log
-    print(f"--- server log:\n{path.read_text()[-4000:]}")
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from tests.reliability.harness import (
     TWILIO_TOKEN,
     Delivery,
     Server,
-    postgres_schema,
     prepare_store,
     production_env,
     send,
@@ -54,20 +53,6 @@ SLOW_BODY = (
 SLOW_HEADERS = b"POST /voice/incoming HTTP/1.1\r\nHost: x\r\nX-Slow: "
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path, policy: Policy) -> Iterator[str]:
-    """Yield a migrated store with the demo data (a SQLite file, or a PostgreSQL schema)."""
-    if request.param == "sqlite":
-        (tmp_path / "store").mkdir()
-        url = f"sqlite:///{tmp_path / 'store' / 'router.sqlite3'}"
-        prepare_store(url, policy)
-        yield url
-        return
-    with postgres_schema("serving") as url:
-        prepare_store(url, policy)
-        yield url
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path, policy: Policy) -> str:
     """Return a SQLite store (for what the database has no part in: connections, headers)."""
@@ -75,14 +60,6 @@ def sqlite_store(tmp_path: Path, policy: Policy) -> str:
     url = f"sqlite:///{tmp_path / 'store' / 'router.sqlite3'}"
     prepare_store(url, policy)
     return url
-
-
-@pytest.fixture
-def server_log(tmp_path: Path) -> Iterator[IO[str]]:
-    path = tmp_path / "server.log"
-    with path.open("w") as log:
-        yield log
-    print(f"--- server log:\n{path.read_text()[-4000:]}")
 
 
 def serve(url: str, log: IO[str]) -> Server:
