@@ -74,15 +74,23 @@ def deep_nesting(message_id: str) -> bytes:
     return (head + levels + "--b3499\r\nContent-Type: text/plain\r\n\r\nleaf\r\n").encode()
 
 
+def unclosed_html(message_id: str) -> bytes:
+    """An HTML-only body of 10,000 unclosed tags (30 KB): html.parser is quadratic in them."""
+    head = _head(message_id, extra="Content-Type: text/html; charset=utf-8\r\n")
+    return (head + "\r\n" + "<a " * 10_000 + "\r\n").encode()
+
+
 BOMBS: dict[str, Callable[[str], bytes]] = {
     "encoded-word-subject": encoded_word_subject,
     "many-parts": many_parts,
     "deep-nesting": deep_nesting,
+    "unclosed-html": unclosed_html,
 }
 NOTES = {
     "encoded-word-subject": "6000 encoded words",
     "many-parts": "parts; the rest was dropped",
     "deep-nesting": "nesting deeper than",
+    "unclosed-html": "",  # nothing is cut: the text is kept whole
 }
 
 
