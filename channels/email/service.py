@@ -786,6 +786,7 @@ def _stored_message(
             "envelope_from": email.envelope_from,
             "message_id_generated": email.message_id_generated,
             "size": email.size,
+            "capped": list(email.capped),
             "classification": classification.to_dict(),
         },
     )

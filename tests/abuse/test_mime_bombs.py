@@ -165,6 +165,7 @@ def test_a_mime_bomb_is_kept_within_memory_and_time_on_every_raw_path(
     (stored,) = _stored(abuse_app, message_id)
     notes = _contact_notes(guard, stored)
     assert NOTES[bomb] in notes, notes
+    assert NOTES[bomb] in " ".join(stored.data["capped"])  # on the stored message too
 
     # The provider retries (Mailgun with a fresh token): the same post stores nothing new.
     again = guard.counts()
