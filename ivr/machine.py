@@ -78,8 +78,9 @@ class Limits:
 
     pin_tries: int = 3
     prompt_repeats: int = 2
-    # Holds in a row before the call ends (each one pauses at Twilio: a held caller, or a
-    # guesser, cannot keep a toll-free call open for ever).
+    # Holds in one call before it ends (each one pauses at Twilio: a held caller, or a
+    # guesser, cannot keep a toll-free call open for ever). Counted per call, not in a row:
+    # a hold answered with silence, a wrong PIN or a language switch must not start again.
     pin_holds: int = 10
 
 
@@ -177,7 +178,7 @@ class CallState:
     offer_english: bool = False
     pin_failures: int = 0
     misses: int = 0  # no or invalid input at the current prompt, in a row
-    holds: int = 0  # PIN checks held back by the global rate limit, in a row
+    holds: int = 0  # PIN checks held back by the global rate limit in this call
     severity: Severity | None = None
     severity_defaulted: bool = False
     category: Category | None = None
@@ -253,13 +254,13 @@ def start(voice: str, *, locked: bool, offer_english: bool) -> Turn:
 def on_pin(state: CallState, outcome: PinOutcome, limits: Limits, *, hold_seconds: int = 1) -> Turn:
     """Move on from the PIN prompt given what the PIN check found."""
     if outcome is PinOutcome.HELD:
-        # Not a try and not a miss: the caller waits at Twilio, then keys the PIN again.
-        held = replace(state, holds=state.holds + 1, misses=0)
+        # Not a try and not a miss: the caller waits at Twilio, then keys the PIN again. Misses
+        # stand, so silence between holds still ends the call after prompt_repeats.
+        held = replace(state, holds=state.holds + 1)
         if held.holds > limits.pin_holds:
             return _end(held, Say("pin_busy"), Say("reach_us"))
         prompt = _pin_gather(held, Say("pin_prompt_again"))
         return Turn(held, (Say("pin_hold"), Pause(max(1, hold_seconds)), prompt))
-    state = replace(state, holds=0)
     if outcome is PinOutcome.VERIFIED:
         verified = replace(state, stage=Stage.SEVERITY, misses=0)
         return Turn(verified, (Say("pin_verified"), severity_menu()))

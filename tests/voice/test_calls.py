@@ -482,6 +482,28 @@ def test_a_held_step_delivered_again_gets_the_same_answer(
     assert "verified" in caller.said()
 
 
+def test_silence_between_holds_does_not_keep_a_held_call_open(
+    make_app: AppFactory, twiml_schema: etree.XMLSchema
+) -> None:
+    # Issue 12: a hold cleared the misses and silence cleared the holds, so a held caller
+    # who keyed nothing in between stayed at the PIN prompt for ever.
+    app = make_app(pin_global_rate_per_minute=60, pin_global_burst=1)
+    phone = Phone(app, twiml_schema)
+    other = Call(phone, caller="+12025550300")
+    other.start()
+    other.press(WRONG_PIN)  # takes the only token; the clock stands still
+    caller = Call(phone, caller="+12025550301")
+    caller.start()
+    for step in range(40):
+        caller.press(ACME_PIN if step % 2 == 0 else "")
+        if caller.hung_up():
+            break
+        if step % 2 == 0:
+            assert held(caller) == 3
+    assert caller.hung_up() and step < 10
+    assert not caller.enqueued()
+
+
 def test_a_high_failure_rate_across_numbers_alerts_and_tightens_the_global_rate(
     make_app: AppFactory, twiml_schema: etree.XMLSchema, clock: Clock
 ) -> None:

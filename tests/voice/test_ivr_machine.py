@@ -123,11 +123,11 @@ def test_a_held_pin_check_pauses_at_twilio_and_asks_again_without_costing_a_try(
     state = machine.on_pin(state, PinOutcome.EMPTY, LIMITS).state
     turn = machine.on_pin(state, PinOutcome.HELD, LIMITS, hold_seconds=7)
     assert turn.state.stage is Stage.PIN and turn.state.pin_failures == 1
-    assert (turn.state.misses, turn.state.holds) == (0, 1)
+    assert (turn.state.misses, turn.state.holds) == (1, 1)  # the silence before still counts
     assert keys(turn) == ["pin_hold", "pin_prompt_again"]
     assert Pause(7) in turn.actions and gather(turn).stage is Stage.PIN
-    # A check that is made again clears the holds; only holds in a row end the call.
-    assert machine.on_pin(turn.state, PinOutcome.WRONG, LIMITS).state.holds == 0
+    # Holds are counted over the call: a check made in between does not clear them.
+    assert machine.on_pin(turn.state, PinOutcome.WRONG, LIMITS).state.holds == 1
     limits = replace(LIMITS, pin_holds=2)
     for _ in range(2):
         state = machine.on_pin(state, PinOutcome.HELD, limits).state
@@ -135,6 +135,30 @@ def test_a_held_pin_check_pauses_at_twilio_and_asks_again_without_costing_a_try(
     assert last.state.stage is Stage.ENDED and last.state.pin_failures == 1
     assert keys(last) == ["pin_busy", "reach_us"]
     assert not any(isinstance(action, Enqueue) for action in last.actions)
+
+
+@pytest.mark.parametrize(
+    "between", [PinOutcome.EMPTY, PinOutcome.WRONG, PinOutcome.SWITCH_LANGUAGE]
+)
+def test_holds_alternating_with_other_answers_still_end_the_call(between: PinOutcome) -> None:
+    # Issue 12: HELD cleared the misses and every other answer cleared the holds, so a held
+    # caller who stayed silent between holds stayed at the PIN prompt for ever.
+    limits = replace(LIMITS, pin_tries=100)
+    state = machine.start("en-US", locked=False, offer_english=True).state
+    for step in range(2 * limits.pin_holds + 2):
+        outcome = PinOutcome.HELD if step % 2 == 0 else between
+        turn = machine.on_pin(state, outcome, limits, hold_seconds=20)
+        state = turn.state
+        if state.stage is Stage.ENDED:
+            break
+    assert state.stage is Stage.ENDED
+    assert state.holds <= limits.pin_holds + 1
+    if between is PinOutcome.EMPTY:
+        # Silence between holds is still a miss: the call ends after prompt_repeats of it.
+        assert keys(turn) == ["pin_no_input", "reach_us"]
+        assert state.misses == limits.prompt_repeats + 1
+    else:
+        assert keys(turn) == ["pin_busy", "reach_us"]
 
 
 def test_a_verified_pin_reads_the_severity_definitions() -> None:
