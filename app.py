@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import time
 from typing import Any
@@ -72,6 +73,10 @@ class Request(flask.Request):
         self._json_checked = True
         body = super().get_data(cache=True)  # cached: whoever reads it next gets the same bytes
         self._refuse_if_cut_short()
+        # The checks read UTF-8 bytes, and Flask's parser would also take UTF-16 or UTF-32 (with
+        # brackets and surrogates the checks cannot see): RFC 8259 JSON between systems is UTF-8.
+        if body and json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+            raise BadRequest("the JSON body must be UTF-8 (RFC 8259)")
         # A provider's email (Postmark's JSON) is kept, its text cleaned by the email channel,
         # rather than refused: a 4xx would make the provider drop a customer's message.
         problem = json_body_problem(body, allow_lone_surrogates=self.path.startswith("/email/"))

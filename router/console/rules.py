@@ -19,7 +19,7 @@ from router.services import rules_admin
 from router.services.errors import Conflict, Invalid, NotFound, ServiceError
 from router.services.intake import ContactRequest
 from router.services.queue_admin import list_queues
-from router.validation import parse_instant
+from router.validation import json_body_problem, parse_instant
 
 WHEN_EXAMPLE = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 
@@ -168,7 +168,11 @@ def rule_from_form(form: MultiDict[str, str]) -> tuple[dict[str, Any], list[dict
         doc["enabled"] = True
     else:
         text = form.get("when", "").strip()
+        # The same check every JSON body gets (app.py): deep nesting would exhaust the parser.
+        hostile = json_body_problem(text.encode("utf-8", "surrogatepass"))
         try:
+            if hostile:
+                raise ValueError(hostile.replace("the JSON body", "it"))
             doc["when"] = json.loads(text) if text else None
         except ValueError as exc:
             problems.append({"path": "when", "message": f"not valid JSON: {exc}"})

@@ -67,7 +67,19 @@ def take(
     """Take ``cost`` tokens from the bucket ``key`` if it holds them; create it full if new."""
     if limit.per_second <= 0 or limit.burst <= 0:
         raise ValueError("a rate limit needs a positive rate and burst")
-    clock = now.timestamp()
+    decision = _take(db, key, limit, now.timestamp(), cost)
+    if decision is None:
+        # The bucket was purged (idle, so full) between creating and taking: create it again.
+        decision = _take(db, key, limit, now.timestamp(), cost)
+    if decision is None:
+        raise RuntimeError(f"rate-limit bucket {key!r} vanished twice while taking from it")
+    return decision
+
+
+def _take(
+    db: Session | Connection, key: str, limit: RateLimit, clock: float, cost: float
+) -> RateDecision | None:
+    """Take from the bucket, or return None when it no longer exists."""
     _create_full(db, key, limit, clock)
     params = {
         "key": key,
@@ -83,7 +95,9 @@ def take(
         select(RateLimitBucket.tokens, RateLimitBucket.refilled_at).where(
             RateLimitBucket.key == key
         )
-    ).one()
+    ).one_or_none()
+    if row is None:
+        return None
     available = min(limit.burst, row.tokens + max(0.0, clock - row.refilled_at) * limit.per_second)
     return RateDecision(
         allowed=False, retry_after_seconds=max(0.0, (cost - available) / limit.per_second)

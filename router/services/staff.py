@@ -255,8 +255,15 @@ def address_bucket(ip: str) -> str:
     return _IP_BUCKET + str(address)
 
 
+# The longest address SMTP carries (RFC 5321 4.5.3.1.3: 256 with its angle brackets); the audit
+# log and the lock-out table name the address, so longer input is no one's and stored nowhere.
+_LOGIN_EMAIL_MAX = 254
+
+
 def login_email(raw: str) -> str | None:
     """Return the address a log-in names, or None when it cannot be any staff user's."""
+    if len(raw) > _LOGIN_EMAIL_MAX or any(ord(char) < 32 or ord(char) == 127 for char in raw):
+        return None  # PostgreSQL text refuses NUL; no address holds a control character
     try:
         return normalise_email(raw)
     except ValueError:
@@ -294,10 +301,15 @@ def record_login_failure(
     with db.transaction() as session:
         # Insert first, then lock the row: concurrent failures from other processes serialise
         # here (PostgreSQL row lock; SQLite's single writer), so none is lost.
+        # An upsert, not "do nothing": it locks an existing row at once, so a concurrent delete
+        # (a log-in's clean-up, the purge) cannot remove it before the select below.
+        statement = insert(ConsoleLoginLock).values(
+            email=email, failures=0, lockouts=0, locked_until=None, last_failure_at=now
+        )
         session.execute(
-            insert(ConsoleLoginLock)
-            .values(email=email, failures=0, lockouts=0, locked_until=None, last_failure_at=now)
-            .on_conflict_do_nothing(index_elements=["email"])
+            statement.on_conflict_do_update(
+                index_elements=["email"], set_={"email": statement.excluded.email}
+            )
         )
         lock = session.scalars(
             select(ConsoleLoginLock).where(ConsoleLoginLock.email == email).with_for_update()

@@ -398,3 +398,55 @@ def test_login_settings_are_checked(variable: str, value: str, error: str) -> No
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({variable: value})
     assert variable in str(raised.value) and error in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "email", ["a\x00@b.example", "x" * 300 + "@b.example", "tab\t@b.example"], ids=repr
+)
+def test_addresses_no_one_can_have_get_401_not_500(login_app: Flask, email: str) -> None:
+    # PostgreSQL's text refuses NUL, and the audit log names at most 255 characters: both
+    # were a 500 there after the password was checked.
+    response = log_in(client_from(login_app, new_ip()), email, WRONG)
+    assert response.status_code == 401, response.get_data(as_text=True)[:300]
+
+
+def test_a_failure_is_counted_while_a_concurrent_log_in_clears_the_row(login_app: Flask) -> None:
+    """A failure locks its address's row before reading it: a concurrent delete waits."""
+    db = login_app.extensions[EXTENSION_KEY].db
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no delete can come in between")
+    email = new_staff(login_app)
+    now = datetime.now(UTC)
+    limits = staff.LoginLimits()
+    staff.record_login_failure(db, email, "203.0.113.5", limits, now)
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.exc import OperationalError
+
+    other = create_engine(db.engine.url)
+    outcome: list[str] = []
+
+    def concurrent_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # Right after this process's write of the row, another process (a successful log-in's
+        # clean-up) deletes it: it must wait for this transaction, not pull the row away.
+        if outcome or "console_login_locks" not in statement or "INSERT" not in statement:
+            return
+        with other.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            try:
+                connection.execute(
+                    text("DELETE FROM console_login_locks WHERE email = :e"), {"e": email}
+                )
+                outcome.append("deleted")
+            except OperationalError:
+                outcome.append("waited")
+
+    event.listen(db.engine, "after_cursor_execute", concurrent_delete)
+    try:
+        staff.record_login_failure(db, email, "203.0.113.5", limits, now)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", concurrent_delete)
+        other.dispose()
+    assert outcome == ["waited"]
+    with db.session() as session:
+        lock = session.get(staff.ConsoleLoginLock, email)
+        assert lock is not None and lock.failures == 2

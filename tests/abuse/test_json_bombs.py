@@ -150,3 +150,24 @@ def test_json_body_problem_is_linear_on_unterminated_strings() -> None:
     started = time.thread_time()
     assert json_body_problem(body) is not None
     assert time.thread_time() - started < 2.0  # ~50 ms; the quadratic scan took minutes
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16", "utf-32"])
+def test_json_in_other_encodings_gets_400(abuse_app: Flask, guard: Guard, encoding: str) -> None:
+    # Flask's parser reads UTF-16/32 too, where the byte checks saw neither the lone surrogate
+    # nor brackets hidden behind a character holding a quote byte (U+2200): both were a 500.
+    client = abuse_app.test_client()
+    bodies = [
+        json.dumps({"topic": "windows", "subject": "x \ud800 y"}),
+        '["\u2200", ' + "[" * 100_000 + "]" * 100_000 + ', "\u2200"]',
+    ]
+    for text in bodies:
+        before = guard.counts()
+        response = client.post(
+            "/chat/sessions",
+            data=text.encode(encoding, "surrogatepass"),
+            headers={**portal_headers(), "Content-Type": "application/json"},
+        )
+        guard.check(response, before)
+        assert response.status_code == 400
+        assert "UTF-8" in response.get_json()["message"]

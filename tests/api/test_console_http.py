@@ -179,6 +179,12 @@ def test_rule_json_helpers(api_app: Flask, console_users: dict[str, tuple[str, s
     assert run["candidate_matched"] is True and run["candidate"]["decision"]["priority"] == 90
     bad_sample = editor.post("/console/rules/dry-run", data={**form, "sample_tier": "gold"})
     assert bad_sample.status_code == 422
+    # 100,000-deep JSON in the conditions field was a 500 (RecursionError), viewers included.
+    deep = {**form, "when": "[" * 100_000 + "]" * 100_000}
+    for path in ("/console/rules/check", "/console/rules/dry-run"):
+        answer = editor.post(path, data=deep)
+        assert answer.status_code in (200, 422), (path, answer.status_code)
+        assert "nested more than" in answer.get_data(as_text=True)
     no_token = editor.post("/console/rules/check", data={**form, "csrf_token": ""})
     assert no_token.status_code == 400
 

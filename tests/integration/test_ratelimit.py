@@ -89,3 +89,21 @@ def test_concurrent_takers_never_exceed_the_burst(db: Database) -> None:
     assert results.count(True) <= 25
     if db.engine.dialect.name == "postgresql":
         assert results.count(True) == 25
+
+
+def test_a_bucket_purged_while_taking_is_created_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler's purge can delete an idle bucket between its creation and the take.
+    limit = RateLimit(per_second=1, burst=2)
+    real_create = ratelimit._create_full
+    calls: list[str] = []
+
+    def purged_first_time(session, key, limit, clock):  # type: ignore[no-untyped-def]
+        calls.append(key)
+        if len(calls) > 1:
+            real_create(session, key, limit, clock)
+
+    monkeypatch.setattr(ratelimit, "_create_full", purged_first_time)
+    assert take(db, "gone", limit, T0).allowed
+    assert calls == ["gone", "gone"]
