@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent / "policy"
@@ -297,6 +298,14 @@ class Settings:
                 "PUBLIC_BASE_URL is missing; production needs the public URL Twilio calls "
                 "and signs (e.g. https://support-router.example.com)"
             )
+        if self.is_production and self.public_base_url:
+            # Webhook bodies carry callers' keyed digits and customers' mail: only over TLS.
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise SettingsError(
+                    "PUBLIC_BASE_URL must be an https:// URL with a host name in production "
+                    "(e.g. https://support-router.example.com)"
+                )
 
     def _validate_server(self) -> None:
         """Check the web server's threads and request read limits."""

@@ -164,8 +164,14 @@ def client_ip() -> str:
     values = [value.strip() for value in raw.split(",")] if raw else []
     if len(values) < trusted:
         return peer
+    hop = values[-trusted]
+    # Some load balancers write the client's port too: "203.0.113.5:51234", "[2001:db8::1]:443".
+    if hop.startswith("[") and "]" in hop:
+        hop = hop[1 : hop.index("]")]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(values[-trusted]))
+        return str(ipaddress.ip_address(hop))
     except ValueError:
         return peer
 

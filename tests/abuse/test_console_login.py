@@ -270,6 +270,26 @@ def test_forwarded_for_counts_only_from_trusted_proxies(login_app: Flask, clock:
         assert log_in(proxy, target, PASSWORD, headers=other).status_code == 302
 
 
+@pytest.mark.parametrize("written", ["{ip}:51234", "[{ip6}]:443"])
+def test_a_forwarded_address_with_a_port_is_the_clients(
+    login_app: Flask, clock: Clock, written: str
+) -> None:
+    # Read as unparsable before, so every client behind such a load balancer shared the
+    # proxy's own allowance: one client's failures locked out everyone.
+    ip = new_ip()
+    ip6 = f"2001:db8:{uuid.uuid4().int % 65536:x}::7"
+    hop = written.format(ip=ip, ip6=ip6)
+    with configured(login_app, console_login_ip_failures=2, trusted_proxy_count=1):
+        proxy = client_from(login_app, "10.0.0.2")
+        for _ in range(2):
+            headers = {"X-Forwarded-For": hop}
+            assert log_in(proxy, new_staff(login_app), WRONG, headers=headers).status_code == 401
+        blocked = log_in(proxy, new_staff(login_app), PASSWORD, headers={"X-Forwarded-For": hop})
+        assert blocked.status_code == 429
+        other = {"X-Forwarded-For": f"{new_ip()}:4000"}
+        assert log_in(proxy, new_staff(login_app), PASSWORD, headers=other).status_code == 302
+
+
 def test_ipv6_clients_are_throttled_by_their_64(login_app: Flask, clock: Clock) -> None:
     prefix = f"2001:db8:{uuid.uuid4().int % 65536:x}:1"
     with configured(login_app, console_login_ip_failures=2):

@@ -82,6 +82,9 @@ def test_production_needs_the_public_base_url() -> None:
     with pytest.raises(SettingsError, match="^PUBLIC_BASE_URL is missing"):
         Settings.from_env(environ)
     assert Settings.from_env(production()).public_base_url == PUBLIC
+    for weak in ("http://support-router.example.com", "https://", "https:///path"):
+        with pytest.raises(SettingsError, match="^PUBLIC_BASE_URL must be an https:// URL"):
+            Settings.from_env({**production(), "PUBLIC_BASE_URL": weak})
 
 
 @pytest.mark.parametrize(
