@@ -39,6 +39,10 @@ from gunicorn.workers.gthread import ThreadWorker
 
 # How long a new connection may stay silent before it is closed (clients send at once).
 FIRST_BYTE_SECONDS = 2.0
+# However fast a body keeps coming, its request is read within this: a client trickling a
+# 25 MiB email at just over the minimum rate would otherwise hold a thread for 13 minutes.
+# (The largest email then needs about 440 KB/s; providers post from data centres.)
+MAX_READ_SECONDS = 60.0
 # Bodies up to this size are buffered in memory; larger ones go to a temporary file.
 _IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
@@ -82,7 +86,7 @@ class ReadDeadline:
 
     def remaining(self) -> float:
         """Return the seconds left, the allowance for the bytes received so far included."""
-        allowed = self.timeout + self.received / self.min_rate
+        allowed = min(self.timeout + self.received / self.min_rate, MAX_READ_SECONDS)
         return self.started + allowed - time.monotonic()
 
 
