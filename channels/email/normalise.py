@@ -132,6 +132,8 @@ class InboundEmail:
     headers: Mapping[str, str]  # a few headers kept for the record
     size: int
     capped: tuple[str, ...] = ()  # what the limits cut from the message (channels/email/limits.py)
+    # Automatic only by its subject ("Delivery failure: ..."): words a person may write too.
+    automatic_by_subject: bool = False
 
     def summary(self) -> dict[str, Any]:
         """Return what the timeline shows about the message."""
@@ -401,6 +403,8 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 # body of "<a " took 6 s on Python 3.11; later CPython releases fix it). Such a "<" -- one not
 # closed by a ">" before the next "<", or a "<![" after the last "]]>" -- is text, so it is
 # escaped first, in linear time, and the parser never meets an unclosed construct of that kind.
+# The constructs that need more than a ">" (a comment's "-->", a quoted attribute value) are
+# cut short in _TextExtractor instead.
 _UNCLOSED_TAG = re.compile(r"<(?=[^<>]*(?:<|\Z))")
 
 
@@ -452,6 +456,47 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping = 0
+        # At close(), each construct html.parser cannot finish (a comment without "-->", a
+        # start tag whose quoted value runs to the end, ...) is searched to the end of the
+        # input again from its own "<": quadratic. Once one of a kind failed, no later one of
+        # that kind in the same buffer can finish (the closer it needs is absent, or the quote
+        # runs on), so it fails at once and is read as text up to its ">", as the parser does.
+        self._failed: dict[str, int] = {}
+        self._failed_in: str | None = None
+
+    def _unfinished(self, kind: str, i: int) -> bool:
+        if self._failed_in is not self.rawdata:
+            self._failed, self._failed_in = {}, self.rawdata
+        return i >= self._failed.get(kind, len(self.rawdata) + 1)
+
+    def _note(self, kind: str, i: int, end: int) -> int:
+        if end < 0:
+            self._failed.setdefault(kind, i)
+        return end
+
+    def parse_starttag(self, i: int) -> int:
+        """Parse a start tag, failing at once after one that ran to the end."""
+        if self._unfinished("tag", i):
+            return -1
+        return self._note("tag", i, super().parse_starttag(i))
+
+    def parse_comment(self, i: int, report: bool = True) -> int:
+        """Parse a comment, failing at once after one that found no "-->"."""
+        if self._unfinished("comment", i):
+            return -1
+        return self._note("comment", i, super().parse_comment(i, report))
+
+    def parse_endtag(self, i: int) -> int:
+        """Parse an end tag, failing at once after one that found no ">"."""
+        if self._unfinished("end", i):
+            return -1
+        return self._note("end", i, super().parse_endtag(i))
+
+    def parse_pi(self, i: int) -> int:
+        """Parse a processing instruction, failing at once after one that found no ">"."""
+        if self._unfinished("pi", i):
+            return -1
+        return self._note("pi", i, super().parse_pi(i))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
@@ -628,6 +673,21 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
         own_addresses=own_addresses,
         report_part=parts.report_part,
     )
+    by_subject = False
+    if automatic is not None:
+        structural, asked = detect_automatic(
+            headers,
+            from_address=from_address,
+            subject="",
+            content_type=parts.content_type,
+            envelope_from=envelope_from,
+            own_addresses=own_addresses,
+            report_part=parts.report_part,
+        )
+        if structural is None:
+            # Only the subject says so: whether the sender asked for no replies is the
+            # headers' word (the service may yet treat it as a person's mail).
+            by_subject, suppress = True, asked
     return InboundEmail(
         provider=parts.provider,
         message_id=key,
@@ -657,6 +717,7 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
             results_headers=headers.get("authentication-results", ())[:MAX_RESULTS_HEADERS],
         ),
         automatic=automatic,
+        automatic_by_subject=by_subject,
         suppress_reply=suppress,
         envelope_from=normalise_address(envelope_from) if envelope_from else envelope_from,
         mailbox_hash=parts.mailbox_hash or mailbox_hash((*to, *cc)),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,6 +199,10 @@ class EmailChannel:
         self, email: InboundEmail, now: datetime, token: tuple[str, str] | None
     ) -> Receipt:
         sender = self.check_sender(email)
+        if email.automatic_by_subject and sender.verified:
+            # A proven sender's "Delivery failure: password resets never arrive" is a request:
+            # only the structure (null sender, report, Auto-Submitted, ...) outweighs that.
+            email = replace(email, automatic=None, automatic_by_subject=False)
         with self.db.session() as session:
             existing = session.scalar(_MESSAGE_BY_ID, {"message_id": email.message_id})
             duplicate = _duplicate(session, existing) if existing is not None else None

@@ -311,3 +311,42 @@ def test_a_form_bomb_costs_nothing_before_the_signature_is_checked(
     assert response.status_code in (400, 401), response.get_data()[:300]
     assert peak < EXTRA_MEMORY_BYTES, f"{peak / 1e6:.0f} MB to refuse one form"
     assert seconds < SECONDS, f"{seconds:.1f} s to refuse one form"
+
+
+# Every construct html.parser (Python 3.11) rescans from its "<" when it is never closed: a
+# comment without "-->" (199 KB of "<!--x >" took 8.5 s), a quoted attribute value running on
+# (minutes), and the ones only a ">" closes.
+UNCLOSED_CONSTRUCTS = [
+    "<!--x >",
+    "<!--[ >",
+    "<!--[if >",
+    "<!-- -- >",
+    "<![ >",
+    "<! >",
+    "<!DOCTYPE >",
+    "<? >",
+    "</a >",
+    "</ >",
+    "<a\n>",
+    "<a b='x>'",
+    '<a b="x>"',
+    "<a b=' <!-- ' -->",
+]
+
+
+@pytest.mark.parametrize("construct", UNCLOSED_CONSTRUCTS)
+def test_an_html_body_of_unclosed_constructs_is_read_in_linear_time(
+    abuse_app: Flask, guard: Guard, construct: str
+) -> None:
+    client = abuse_app.test_client()
+    message_id = f"<{uuid.uuid4().hex}@acme.example>"
+    head = _head(message_id, extra="Content-Type: text/html; charset=utf-8\r\n")
+    raw = (head + "\r\n" + construct * (199_000 // len(construct)) + "\r\n").encode()
+    before = guard.counts()
+    started = time.monotonic()
+    response = _post(client, "mime", raw)
+    seconds = time.monotonic() - started
+    guard.check(response, before)
+    assert response.status_code == 200, response.get_data()[:300]
+    assert seconds < SECONDS, f"{seconds:.1f} s to take 199 KB of {construct!r}"
+    assert len(_stored(abuse_app, message_id)) == 1

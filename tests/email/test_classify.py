@@ -255,11 +255,13 @@ SIGNALS = {
         "alice@acme.example", "Re: Agent down", "alice@acme.example", MULTIPART_REPORT
     ),
     "exchange-sender": Report(EXCHANGE, "Unzustellbar: Agent down", EXCHANGE),
+    # A subject alone makes mail automatic only from a sender nobody verified (a verified
+    # admin may write "Unzustellbar: ..." about a problem): the envelope is not aligned.
     "german-subject": Report(
-        "alice@acme.example", "Unzustellbar: Agent down", "alice@acme.example"
+        "alice@acme.example", "Unzustellbar: Agent down", "bounces@relay.example"
     ),
     "french-auto-reply": Report(
-        "alice@acme.example", "Réponse automatique : absent", "a@acme.example"
+        "alice@acme.example", "Réponse automatique : absent", "a@relay.example"
     ),
     "failed-recipients": Report(
         "alice@acme.example",

@@ -280,7 +280,6 @@ def test_standard_tier_due_time_is_in_the_accounts_time_zone(
             "Automatic reply: Agent",
             "auto-submitted",
         ),
-        ("alice@acme.example", {}, "Out of Office: back Monday", "auto-reply"),
         (
             "alice@acme.example",
             {"List-Id": "<it.acme.example>", "Precedence": "list"},
@@ -308,6 +307,36 @@ def test_automatic_mail_is_recorded_and_never_answered(
     assert kinds(db, contact.id) == ["received", "recorded"]
     assert events(db, contact.id)[0].data["automatic"] == reason
     assert inbox.messages == [] and outbox(db) == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "reason"),
+    [
+        ("Out of Office: back Monday", "auto-reply"),
+        ("Delivery failure: password reset emails from the console never arrive", "bounce"),
+        ("Auto: user provisioning stopped", "auto-reply"),
+    ],
+)
+def test_a_report_or_auto_reply_subject_alone_never_drops_a_verified_admins_request(
+    client: FlaskClient, db: Database, inbox: Inbox, subject: str, reason: str
+) -> None:
+    # From a sender nobody verified, the subject is enough: recorded, never answered.
+    forged = message(subject=subject, authenticated=False)
+    answer = post_mime(client, forged).get_json()
+    assert answer["status"] == "recorded" and answer["replies"] == []
+    contact = stored_contact(db, str(forged["Message-ID"]))
+    assert events(db, contact.id)[0].data["automatic"] == reason
+
+    # The same words from a verified active admin are a request: routed and acknowledged.
+    real = message(subject=subject)
+    answer = post_mime(client, real).get_json()
+    assert answer["outcome"] == "created" and answer["status"] == "waiting", answer
+    assert [reply["kind"] for reply in answer["replies"]] == ["acknowledgement"]
+    contact = stored_contact(db, str(real["Message-ID"]))
+    assert contact.queue_key is not None and contact.due_at is not None
+    assert events(db, contact.id)[0].data["automatic"] is None
+    (ack,) = inbox.to("alice@acme.example")
+    assert subject in str(ack["Subject"])
 
 
 def test_a_bounce_of_our_acknowledgement_lands_on_the_contact(
