@@ -3,10 +3,12 @@
 Pure code. The sender is the addr-spec of the single ``From:`` address (``normalise.read_from``:
 a display name never wins, an encoded word inside the address is refused). It is believed only
 on an *aligned* pass: DMARC pass for the From: domain, or an SPF or DKIM pass for a domain
-aligned with it, as the provider reported it or as an ``Authentication-Results`` header of a
-trusted receiving host (its authserv-id configured) states. Authentication-Results headers are
-parsed with ``authres``; those of any other host are ignored (a sender can write whatever it
-likes into its own headers).
+aligned with it, as the provider's verdict fields report it or, for raw MIME from our own MTA
+only, as an ``Authentication-Results`` header of a trusted receiving host (its authserv-id
+configured) states. Authentication-Results headers are parsed with ``authres``; those of any
+other host are ignored (a sender can write whatever it likes into its own headers), and on a
+provider's path none is read: nothing of ours removed the sender's copies there. Every header
+read here is read as sent, never RFC 2047-decoded.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ MAX_TRUSTED_HEADER_CHARS = 4000
 VERDICT_WORDS = frozenset(
     {"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy"}
 )
-_DKIM_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.I)
+# RFC 6376 section 3.2: a tag name is ALPHA *(ALPHA / DIGIT / "_"), case-sensitive; a value is
+# printable ASCII other than ';' with folding whitespace between its runs.
+_DKIM_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_DKIM_TAG_VALUE = re.compile(r"[\x21-\x3a\x3c-\x7e]+(?:[ \t\r\n]+[\x21-\x3a\x3c-\x7e]+)*")
+_SPF_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_SPF_ATOM = re.compile(r'[^\s;()"\\]*')
 _SENDGRID_DKIM = re.compile(r"@?([^\s{}:,@]+)\s*:\s*([A-Za-z-]+)")
 
 
@@ -113,24 +120,121 @@ def received_spf(value: str | None, source: str) -> Verdict | None:
     if not value or not value.split():
         return None
     result = verdict_word(value)
-    pairs = dict(
-        (key.strip().lower(), item.strip())
-        for key, _, item in (
-            part.partition("=") for part in re.split(r"[;\s]+", value.split(")", 1)[-1]) if part
-        )
-    )
+    pairs = _spf_pairs(value.split(None, 1)[1] if len(value.split(None, 1)) > 1 else "")
+    # An unreadable list, or a key given twice, leaves the domain unknown: a pass proves nothing.
+    if pairs is None:
+        return Verdict("spf", result, None, source)
     identity = pairs.get("identity", "mailfrom").lower()
     domain = domain_of(pairs.get("envelope-from")) if identity == "mailfrom" else None
     return Verdict("spf", result, domain, source)
+
+
+def _spf_pairs(text: str) -> dict[str, str] | None:
+    """Return the key=value list after a Received-SPF result, or None when it is malformed."""
+    # [comment] key [CFWS] "=" (dot-atom / quoted-string) [CFWS] *(";" [CFWS] key-value) [";"]
+    pairs: dict[str, str] = {}
+    i = _skip_cfws(text, 0)
+    if i is None:
+        return None
+    while i < len(text):
+        key = _SPF_KEY.match(text, i)
+        if key is None:
+            return None
+        name = key.group(0).lower()
+        after = _skip_cfws(text, key.end())
+        if after is None or text[after : after + 1] != "=":
+            return None
+        i = _skip_cfws(text, after + 1)
+        if i is None:
+            return None
+        if text[i : i + 1] == '"':
+            quoted = _quoted_string(text, i)
+            if quoted is None:
+                return None
+            item, i = quoted
+        else:
+            # An empty value (receiver=;) is tolerated: it cannot hide anything.
+            run = _SPF_ATOM.match(text, i)
+            assert run is not None
+            item, i = run.group(0), run.end()
+        if name in pairs:
+            return None
+        pairs[name] = item
+        end = _skip_cfws(text, i)
+        if end is None:
+            return None
+        if end < len(text) and text[end] != ";":
+            return None
+        i = _skip_cfws(text, end + 1) if end < len(text) else end
+        if i is None:
+            return None
+    return pairs
+
+
+def _skip_cfws(text: str, i: int) -> int | None:
+    """Return the index after whitespace and (nested) comments at ``i``; None if one is open."""
+    depth = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and depth:
+            i += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if not depth:
+                return None
+            depth -= 1
+        elif not depth and not char.isspace():
+            return i
+        i += 1
+    return None if depth else i
+
+
+def _quoted_string(text: str, i: int) -> tuple[str, int] | None:
+    """Return the content of the quoted string at ``i`` (escapes undone) and the index after it."""
+    out: list[str] = []
+    i += 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if char == '"':
+            return "".join(out), i + 1
+        out.append(char)
+        i += 1
+    return None
+
+
+def dkim_signature_domain(value: str) -> str | None:
+    """Return the signing domain (d=) of a DKIM-Signature, or None unless it is a clean tag list.
+
+    RFC 6376 section 3.2: tag names are case-sensitive (``D=`` is another, unknown tag that a
+    verifier ignores), and a signature with a tag twice is invalid, so neither says which domain
+    signed.
+    """
+    tags: dict[str, str] = {}
+    specs = value.split(";")
+    if specs and not specs[-1].strip():
+        specs.pop()  # a trailing ';' is allowed
+    for spec in specs:
+        name, equals, item = spec.partition("=")
+        name, item = name.strip(" \t\r\n"), item.strip(" \t\r\n")
+        if not equals or not _DKIM_TAG_NAME.fullmatch(name) or name in tags:
+            return None
+        if item and not _DKIM_TAG_VALUE.fullmatch(item):
+            return None
+        tags[name] = item
+    return domain_of(tags.get("d"))
 
 
 def signature_domains(values: Iterable[str]) -> set[str]:
     """Return the signing domains (d=) of DKIM-Signature header values."""
     domains: set[str] = set()
     for value in values:
-        match = _DKIM_DOMAIN.search(value)
-        domain = domain_of(match.group(1)) if match else None
-        domains.add(domain or "")
+        domains.add(dkim_signature_domain(value) or "")
     return domains
 
 
