@@ -114,6 +114,8 @@ class InboundEmail:
     message_id_generated: bool  # the message had none; the key is derived from its content
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
+    # Message-IDs in attached messages and returned headers: they name only mail we sent.
+    embedded_message_ids: tuple[str, ...]
     from_address: str | None  # lower-case addr-spec, or None when missing or unreadable
     from_name: str | None
     from_problem: str | None  # why From: can never be a verified sender (two headers, ...)
@@ -518,8 +520,21 @@ class _TextExtractor(HTMLParser):
 # --- headers ---------------------------------------------------------------------------------
 
 
+# Headers read to verify the sender: RFC 2047 allows no encoded word in them, and decoding one
+# would let the sender's text (a MAIL FROM local part, an unknown DKIM tag) write new tags.
+UNDECODED_HEADERS = frozenset(
+    {
+        "authentication-results",
+        "arc-authentication-results",
+        "dkim-signature",
+        "received-spf",
+        "return-path",
+    }
+)
+
+
 def header_map(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    """Return header values by lower-case name, encoded words decoded, cleaned, capped."""
+    """Return header values by lower-case name, cleaned, capped, decoded (not UNDECODED_HEADERS)."""
     collected: dict[str, list[str]] = {}
     for count, (name, value) in enumerate(pairs):
         if count >= MAX_HEADERS:
@@ -527,7 +542,8 @@ def header_map(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
         key = clean_line(str(name), 200).lower()
         if not key:
             continue
-        collected.setdefault(key, []).append(clean_line(decode_words(str(value))))
+        text = str(value) if key in UNDECODED_HEADERS else decode_words(str(value))
+        collected.setdefault(key, []).append(clean_line(text))
     return {key: tuple(values) for key, values in collected.items()}
 
 
@@ -622,6 +638,8 @@ class Parts:
     report_part: bool = False  # a delivery-status (or other report) part was found
     capped: Sequence[str] = ()  # notes of what the limits cut
     embedded_message_ids: Sequence[str] = ()  # from a bounce's returned message
+    # Authentication-Results count only where our own MTA removed the sender's copies (raw MIME).
+    read_results: bool = False
     size: int = 0
     fingerprint: bytes = b""  # what a missing Message-ID is derived from
 
@@ -656,8 +674,6 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
         key = f"<sha256.{digest}@missing-message-id.invalid>"
     in_reply_to = message_ids(" ".join(headers.get("in-reply-to", ())))
     references = message_ids(" ".join(headers.get("references", ())))
-    if parts.embedded_message_ids:
-        references = tuple(dict.fromkeys((*references, *parts.embedded_message_ids)))
 
     envelope_from = parts.envelope_from
     if envelope_from is None:
@@ -694,6 +710,7 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
         message_id_generated=generated,
         in_reply_to=in_reply_to,
         references=references,
+        embedded_message_ids=tuple(dict.fromkeys(parts.embedded_message_ids))[:MAX_REFERENCES],
         from_address=from_address,
         from_name=from_name or None,
         from_problem=sender.problem,
@@ -714,7 +731,9 @@ def assemble(parts: Parts, own_addresses: frozenset[str]) -> InboundEmail:
                     else headers.get("dkim-signature", ()),
                 )
             ),
-            results_headers=headers.get("authentication-results", ())[:MAX_RESULTS_HEADERS],
+            results_headers=headers.get("authentication-results", ())[:MAX_RESULTS_HEADERS]
+            if parts.read_results
+            else (),
         ),
         automatic=automatic,
         automatic_by_subject=by_subject,
@@ -738,6 +757,7 @@ def parse_mime(
     auth: AuthResults | None = None,
     envelope_from: str | None = None,
     mailbox_hash: str | None = None,
+    read_results: bool = False,
 ) -> InboundEmail:
     """Parse a raw RFC 5322 message; raise MalformedEmail when it is not one."""
     if not raw.strip():
@@ -778,6 +798,7 @@ def parse_mime(
         report_part=body.report_part,
         capped=bounded.notes,
         embedded_message_ids=body.embedded_ids,
+        read_results=read_results,
         size=len(raw),
         fingerprint=raw,
     )

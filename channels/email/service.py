@@ -245,17 +245,28 @@ class EmailChannel:
 
     def _thread(self, session: Session, email: InboundEmail, sender: SenderCheck) -> _Thread:
         """Find the contact a reply belongs to, and whether this sender may add to it."""
-        candidates = [*email.in_reply_to, *reversed(email.references)]
+        named = [*email.in_reply_to, *reversed(email.references)]
+        # Anyone can mark mail automatic (Auto-Submitted, an "Undeliverable:" subject) and quote
+        # any Message-ID in an attached part, so those name a contact only through a message we
+        # sent (a bounce or an auto-reply to our acknowledgement), never one we received.
+        any_message = set() if email.automatic else set(named)
+        candidates = [*named, *email.embedded_message_ids]
         contact: Contact | None = None
         by: str | None = None
         if candidates:
             rows = session.execute(
-                select(EmailMessage.message_id, EmailMessage.contact_id).where(
+                select(
+                    EmailMessage.message_id, EmailMessage.contact_id, EmailMessage.direction
+                ).where(
                     EmailMessage.message_id.in_(candidates[:200]),
                     EmailMessage.contact_id.is_not(None),
                 )
             ).all()
-            known = {message_id: contact_id for message_id, contact_id in rows}
+            known = {
+                message_id: contact_id
+                for message_id, contact_id, direction in rows
+                if direction == "out" or message_id in any_message
+            }
             for message_id in candidates:
                 if message_id in known:
                     contact, by = session.get(Contact, known[message_id]), "headers"
@@ -268,13 +279,16 @@ class EmailChannel:
             return _Thread(None, None)
         if ContactStatus(contact.status) not in THREADABLE:
             return _Thread(None, None, contact.reference, f"the contact is {contact.status}")
-        if by == "headers" and email.automatic:
-            return _Thread(contact.id, by)  # a bounce or out-of-office about our own mail
+        if email.automatic:
+            if by == "headers":
+                return _Thread(contact.id, by)  # a bounce or auto-reply to a message we sent
+            why = "automatic mail joins a contact only by naming a message we sent"
+            return _Thread(None, None, contact.reference, why)
         author = self.intake.reply_author(
             session,
             contact,
             email.from_address,
-            sender_trusted=sender.verified and not email.automatic,
+            sender_trusted=sender.verified,
             staff_domains=self.settings.staff_email_domains,
         )
         if author is ReplyAuthor.STAFF:
@@ -789,6 +803,7 @@ def _stored_message(
             "automatic": email.automatic,
             "envelope_from": email.envelope_from,
             "message_id_generated": email.message_id_generated,
+            "embedded_message_ids": list(email.embedded_message_ids),
             "size": email.size,
             "capped": list(email.capped),
             "classification": classification.to_dict(),
