@@ -2,18 +2,22 @@
 
 Providers post form fields in the message's own charsets (SendGrid says which in its
 ``charsets`` field), so fields are kept as bytes and decoded by the adapter, not guessed as
-UTF-8 by the web framework. Multipart bodies are parsed with the standard ``email`` package
-(policy compat32, linear in the body's size) once ``limits`` has capped the parts' header fields
-and checked that there are at most ``MAX_PARTS`` parts and none nested (refused otherwise: a
-provider's form never nests, and a Mailgun post is parsed before its signature is checked).
+UTF-8 by the web framework. A multipart body is split at its own boundary's delimiter lines
+(linear in the body's size; at most ``MAX_PARTS`` parts, refused otherwise: a Mailgun post is
+parsed before its signature is checked), and only each part's header block, capped by
+``limits``, is parsed with the standard ``email`` package (policy compat32). A part's body is
+never walked into: an attached email (``message/rfc822``) or a field that claims to be a
+multipart is bytes here, parsed later under the message caps if at all.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
+from itertools import chain
 from urllib.parse import parse_qsl
 
 from channels.email import limits
@@ -84,27 +88,21 @@ def _urlencoded(body: bytes) -> FormData:
 
 
 def _multipart(content_type: str, body: bytes) -> FormData:
-    header = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    bounded = limits.bound_message(header + body, max_parts=MAX_PARTS + 1, max_depth=1)
-    if bounded.cut:
-        raise FormError(f"multipart body has more than {MAX_PARTS} parts, or nested parts")
+    capped_type, _ = limits.cap_value("content-type", content_type)
+    holder = Message()
+    holder["Content-Type"] = capped_type
     try:
-        message = BytesParser(policy=policy.compat32).parsebytes(bounded.raw)
-        boundary = message.get_boundary()
-    except Exception as exc:  # the parser is lenient; this is a last resort
-        raise FormError(f"multipart body is not readable ({type(exc).__name__})") from None
+        boundary = holder.get_boundary()
+    except Exception:  # the compat32 reader is lenient; this is a last resort
+        boundary = None
     if not boundary:
         raise FormError("multipart/form-data without a boundary parameter")
-    parts = message.get_payload() if message.is_multipart() else None
-    if not isinstance(parts, list) or not parts:
+    parts = _split(body, boundary.encode("latin-1", "replace"))
+    if not parts:
         raise FormError("multipart body has no parts (wrong boundary, or truncated)")
-    if len(parts) > MAX_PARTS:
-        raise FormError(f"multipart body has more than {MAX_PARTS} parts")
     fields: dict[str, bytes] = {}
     files: list[FormFile] = []
     for part in parts:
-        if not isinstance(part, Message):
-            continue
         name = _param(part, "name")
         if not name:
             continue
@@ -122,6 +120,54 @@ def _multipart(content_type: str, body: bytes) -> FormData:
         else:
             fields.setdefault(name, data)
     return FormData(fields=fields, files=tuple(files))
+
+
+def _split(body: bytes, boundary: bytes) -> list[Message]:
+    """Return the parts between the boundary's delimiter lines, each a header-only Message."""
+    # A delimiter line: "--boundary" at the start of a line, "--" after it on the last one.
+    # Looking for it after a line ending lets the search skip to line endings at C speed.
+    # (Its line ending is only looked at: it may start the next delimiter line.)
+    tail = b"--" + re.escape(boundary) + rb"(--)?[ \t]*(?=[\r\n]|\Z)"
+    parts: list[Message] = []
+    start: int | None = None  # where the current part begins (None: still in the preamble)
+    first = re.compile(tail).match(body)
+    matches = chain((first,) if first else (), re.compile(rb"[\r\n]" + tail).finditer(body))
+    for match in matches:
+        at = match.start() if match is first else match.start() + 1
+        if start is not None:
+            # The line ending before a delimiter belongs to the delimiter.
+            end = at - 2 if body[at - 2 : at] == b"\r\n" else at - 1
+            parts.append(_part(body[start : max(end, start)]))
+            if len(parts) > MAX_PARTS:
+                raise FormError(f"multipart body has more than {MAX_PARTS} parts")
+        if match.group(1):
+            return parts
+        start = match.end()
+        start += 2 if body[start : start + 2] == b"\r\n" else 1 if start < len(body) else 0
+    if start is not None and start < len(body):  # no closing delimiter: the rest is a part
+        parts.append(_part(body[start:]))
+    if len(parts) > MAX_PARTS:
+        raise FormError(f"multipart body has more than {MAX_PARTS} parts")
+    return parts
+
+
+def _part(raw: bytes) -> Message:
+    """Return one form part: its header block (within the caps) parsed, its body as it is."""
+    if raw.startswith((b"\r\n", b"\n", b"\r")):  # no header block at all
+        head, content = b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
+    else:
+        cut: tuple[int, int] | None = None
+        # The first empty line ends the header block (whatever the line endings).
+        for pair, skip in ((b"\n\r\n", 1), (b"\n\n", 1), (b"\r\r", 1)):
+            at = raw.find(pair)
+            if at >= 0 and (cut is None or at + skip < cut[0]):
+                cut = (at + skip, at + len(pair))
+        head, content = (raw[: cut[0]], raw[cut[1] :]) if cut else (raw, b"")
+    capped, _ = limits.cap_header_block(head)
+    part = BytesParser(policy=policy.compat32).parsebytes(capped + b"\r\n", headersonly=True)
+    # As the parser keeps a body: its bytes as ASCII with surrogate escapes.
+    part.set_payload(content.decode("ascii", "surrogateescape"))
+    return part
 
 
 def _disposition(part: Message) -> Message:
