@@ -169,7 +169,7 @@ def test_patterns_re2_cannot_run_get_422_naming_the_condition(api: ApiClient, pa
 
 def test_a_dry_run_full_of_costly_patterns_is_refused_at_once(api: ApiClient) -> None:
     # 4,999 distinct patterns of ~14,000 RE2 instructions each: compiling them all would hold
-    # the worker for half a minute; the rule set's budget stops after the first few.
+    # the worker for half a minute; the rule set's budget stops after the first.
     rules = [subject_rule(f"t-heavy-{i}", rf"(\p{{L}}|\d|\s){{12}}q{i}") for i in range(4999)]
     rules.append({"id": "default", "default": True, "then": {"queue": "cse-general"}})
     answer = timed(
@@ -181,3 +181,59 @@ def test_a_dry_run_full_of_costly_patterns_is_refused_at_once(api: ApiClient) ->
     assert answer.status_code == 422, answer.get_json()
     messages = [error["message"] for error in answer.get_json()["errors"]]
     assert any("RE2 instructions" in message for message in messages)
+
+
+# Issue 12: RE2 programs of a few instructions that take ~10 ms each to parse (case-folded
+# Unicode classes repeated zero times), and the same classes left unclosed so RE2 refuses
+# them. 1,000 of either held a worker for about 11 s of CPU per request.
+SLOW_TO_PARSE = {
+    "zero-width": ("(?i)" + r"[\p{L}\p{N}\p{S}\p{P}\p{M}]{0}" * 28, ""),
+    "unclosed": ("(?i)" + r"[\p{L}\p{N}\p{S}\p{P}\p{M}]" * 30, "("),
+}
+
+
+def rule_set(pattern: str, count: int, tail: str = "") -> list[dict[str, Any]]:
+    """Return count rules with distinct patterns (each one compiles) and the default rule."""
+    rules = [subject_rule(f"t-p-{i}", f"{pattern}q{i}{tail}") for i in range(count)]
+    rules.append({"id": "default", "default": True, "then": {"queue": "cse-general"}})
+    return rules
+
+
+@pytest.mark.parametrize("kind", SLOW_TO_PARSE)
+def test_patterns_slow_to_parse_are_refused_at_once(api: ApiClient, kind: str) -> None:
+    prefix, tail = SLOW_TO_PARSE[kind]
+    rules = rule_set(prefix, 1000, tail)
+    dry = timed(
+        api.post,
+        "rule-set/dry-run",
+        role="viewer",
+        json={"rules": rules, "contact": attributes("x")},
+    )
+    assert dry.status_code == 422, dry.get_json()
+    messages = [error["message"] for error in dry.get_json()["errors"]]
+    assert any("characters" in message for message in messages)
+    checked = timed(api.post, "rule-set/validate", role="viewer", json={"rules": rules})
+    assert checked.status_code == 200 and checked.get_json()["valid"] is False
+
+
+def test_patterns_slow_to_search_are_bounded_by_the_budget(api: ApiClient) -> None:
+    # ~1,840 instructions each, built so RE2's NFA runs every instruction on every character:
+    # 50 of them took 0.45 s per routed contact. A rule set holds 5 now (~40 ms a contact).
+    pattern = r"(?:[ab]{0,30}a){30}c"
+    subject = "a" * 500
+    over = timed(
+        api.post,
+        "rule-set/dry-run",
+        role="viewer",
+        json={"rules": rule_set(pattern, 50), "contact": attributes(subject)},
+    )
+    assert over.status_code == 422, over.get_json()
+    assert "RE2 instructions" in over.get_json()["errors"][0]["message"]
+    full = timed(
+        api.post,
+        "rule-set/dry-run",
+        role="viewer",
+        json={"rules": rule_set(pattern, 5), "contact": attributes(subject)},
+    )
+    assert full.status_code == 200, full.get_json()
+    assert full.get_json()["candidate"]["decision"]["matched_rule"] == "default"
