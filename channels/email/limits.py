@@ -16,6 +16,8 @@ Content-Type and boundary, the same delimiter lines) and rewrites what is over a
   Subject, Message-ID, Content-Type, ...); nothing is read past twice the block's cap;
 - a message/delivery-status report's header blocks count as MIME entities (the parser makes a
   message of each);
+- a provider's list of header pairs is read no further than ``MAX_MESSAGE_FIELDS`` (plus
+  ``MAX_ESSENTIAL_EXTRA``), and not past the point where nothing more can be kept;
 - a message keeps its first ``MAX_PARTS`` MIME entities and ``MAX_DEPTH`` levels of nesting; what
   comes after is dropped and the open multiparts are closed (a cut inside an attached message
   leaves it empty: one entity, one level more).
@@ -28,10 +30,12 @@ comes near them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
+from typing import Any
 
 MAX_FIELD_BYTES = 8 * 1024
 MAX_ENCODED_WORDS = 100
@@ -88,6 +92,7 @@ _FIELD_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")  # a line ending not 
 # Stands for "an empty line" among the boundaries that end an entity (no boundary holds one).
 BLANK = b"\n"
 _CONTENT_TYPE = re.compile(rb"content-type:", re.IGNORECASE)
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,18 @@ def cap_pairs(
     notes: list[str] = []
     budget = MAX_HEADER_BLOCK_BYTES
     dropped = extra = 0
-    for name, value in pairs:
-        lowered = name.strip().lower()
-        capped, note = cap_value(name[:200], value)
+    # As on the raw path, a bounded number of fields is looked at, however many were posted.
+    window = MAX_MESSAGE_FIELDS + MAX_ESSENTIAL_EXTRA
+    for index, (name, value) in enumerate(pairs[:window]):
+        lowered = name[:200].strip().lower()
+        room = len(kept) < MAX_HEADER_FIELDS and budget > 0
+        if not room and (lowered not in ESSENTIAL_FIELDS or extra >= MAX_ESSENTIAL_EXTRA):
+            if extra >= MAX_ESSENTIAL_EXTRA:  # nothing after this can be kept: stop reading
+                dropped += min(len(pairs), window) - index
+                break
+            dropped += 1
+            continue
+        capped, note = cap_value(name[:200], value)  # only for a field that may be kept
         size = len(name) + len(capped) + 2
         within = size <= budget and len(kept) < MAX_HEADER_FIELDS
         if not within and (lowered not in ESSENTIAL_FIELDS or extra >= MAX_ESSENTIAL_EXTRA):
@@ -146,9 +160,44 @@ def cap_pairs(
         kept.append((name, capped))
         if note:
             notes.append(note)
+    dropped += max(len(pairs) - window, 0)
     if dropped:
         notes.append(f"{dropped} header fields dropped beyond the header limits")
     return kept, notes[:MAX_NOTES]
+
+
+def read_json_list(text: str, limit: int = MAX_MESSAGE_FIELDS) -> tuple[list[Any], bool]:
+    """Return the first ``limit`` items of a JSON list, and whether more were left unread.
+
+    Raise ValueError when the text is not valid JSON (as far as it is read), TypeError when it
+    is JSON but not a list. A provider's list of header pairs can hold millions of them in its
+    25 MiB: past the limit nothing is decoded.
+    """
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    if not text.startswith("[", pos):
+        json.loads(text)  # ValueError when it is not JSON at all
+        raise TypeError("not a JSON list")
+    pos = _skip_space(text, pos + 1)
+    items: list[Any] = []
+    if not text.startswith("]", pos):
+        while True:
+            if len(items) >= limit:
+                return items, True
+            item, pos = decoder.raw_decode(text, pos)
+            items.append(item)
+            pos = _skip_space(text, pos)
+            if not text.startswith(",", pos):
+                break
+            pos = _skip_space(text, pos + 1)
+    if not text.startswith("]", pos) or _skip_space(text, pos + 1) != len(text):
+        raise ValueError("not a JSON list")
+    return items, False
+
+
+def _skip_space(text: str, pos: int) -> int:
+    match = _JSON_SPACE.match(text, pos)
+    return match.end() if match else pos
 
 
 def cap_header_block(block: bytes) -> tuple[bytes, list[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import datetime
 
 from channels.email import limits
@@ -105,14 +104,16 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
             envelope_from=sender,
         )
     pairs: list[tuple[str, str]] = []
+    unread = False
     raw_headers = form.text("message-headers")
     if raw_headers:
         try:
-            listed = json.loads(raw_headers)
+            # Only as many pairs as the limits read are decoded (millions fit in 25 MiB).
+            listed, unread = limits.read_json_list(raw_headers)
+        except TypeError:
+            raise MalformedEmail("Mailgun field 'message-headers' must be a JSON list") from None
         except (ValueError, RecursionError):
             raise MalformedEmail("Mailgun field 'message-headers' is not valid JSON") from None
-        if not isinstance(listed, list):
-            raise MalformedEmail("Mailgun field 'message-headers' must be a JSON list")
         for item in listed:
             if isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item):
                 pairs.append((item[0], item[1]))
@@ -123,6 +124,8 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
             pairs.append((name, value))
     # The same caps as a raw message's headers, before anything decodes them.
     pairs, capped = limits.cap_pairs(pairs)
+    if unread:
+        capped.append(f"message-headers: fields after the first {limits.MAX_MESSAGE_FIELDS} unread")
     headers = header_map(pairs)
     if not form.has("from") and "from" not in headers:
         raise MalformedEmail("Mailgun payload has no 'from' field or message-headers")

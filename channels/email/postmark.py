@@ -48,13 +48,16 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         raise MalformedEmail("Postmark field 'Headers' must be a list")
     pairs = [
         (item["Name"], item["Value"])
-        for item in listed
+        # No more than the limits read (a list of millions fits in 25 MiB).
+        for item in listed[: limits.MAX_MESSAGE_FIELDS]
         if isinstance(item, dict)
         and isinstance(item.get("Name"), str)
         and isinstance(item.get("Value"), str)
     ]
     # The same caps as a raw message's headers, before anything decodes them.
     pairs, capped = limits.cap_pairs(pairs)
+    if len(listed) > limits.MAX_MESSAGE_FIELDS:
+        capped.append(f"Headers: fields after the first {limits.MAX_MESSAGE_FIELDS} unread")
     # Postmark's own SPF check is the topmost Received-SPF (its receiving server adds it above
     # the message's headers); any lower one came with the message.
     spf = received_spf(next(iter(raw_values(pairs, "received-spf")), None), PROVIDER)

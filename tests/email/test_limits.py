@@ -161,6 +161,48 @@ def test_provider_fields_get_the_same_caps() -> None:
     assert block.count(b"=?") == limits.MAX_ENCODED_WORDS and notes
 
 
+def test_header_pairs_are_read_no_further_than_the_limits_keep() -> None:
+    # Once nothing more can be kept, the rest is counted, not capped one by one.
+    flood = [("X-A", "b")] * 1_000_000
+    pairs, notes = cap_pairs([("Subject", "Agent down"), *flood, ("From", "alice@acme.example")])
+    assert ("Subject", "Agent down") in pairs and len(pairs) == limits.MAX_HEADER_FIELDS
+    assert notes == ["999702 header fields dropped beyond the header limits"]  # all but 300
+    # Essential fields past the budget are still kept, within the window.
+    late = [("X-A", "b")] * 400 + [("Message-ID", "<m@x>")]
+    assert ("Message-ID", "<m@x>") in cap_pairs(late)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "items", "more"),
+    [
+        ("[]", [], False),
+        (' [ ["a", "b"] , ["c", "d"] ] ', [["a", "b"], ["c", "d"]], False),
+        ("[1, 2, 3, 4]", [1, 2, 3], True),  # the rest is not decoded (nor checked)
+        ("[1, 2, 3, x", [1, 2, 3], True),
+    ],
+)
+def test_a_json_list_is_decoded_only_as_far_as_the_limit(
+    text: str, items: list[object], more: bool
+) -> None:
+    assert limits.read_json_list(text, 3) == (items, more)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("{}", TypeError),
+        ('"s"', TypeError),
+        ("x", ValueError),
+        ("[1,", ValueError),
+        ("[1 2]", ValueError),
+        ("[1] x", ValueError),
+    ],
+)
+def test_what_is_not_a_json_list_is_refused(text: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        limits.read_json_list(text, 3)
+
+
 # --- the walk sees what the parser builds ------------------------------------------------------
 
 
