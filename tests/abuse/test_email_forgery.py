@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
 from router.db import Database
-from router.runtime import EXTENSION_KEY
-from tests.abuse.conftest import POSTMARK, SENDGRID, abuse_settings, basic
-from tests.abuse.test_email_senders import (
+from tests.abuse.conftest import POSTMARK, SENDGRID, basic
+from tests.abuse.test_email_senders import (  # the module's app and its fixtures, shared
     ALICE,
     OURS,
     SUPPORT,
+    client,  # noqa: F401
     clock_untouched,
     contact_of,
+    db,  # noqa: F401
+    mail_app,  # noqa: F401
     mailgun_parsed,
     not_routed_as_alice,
     open_contact,
@@ -36,34 +35,6 @@ from tests.abuse.test_email_senders import (
     post_mime,
     raw_mail,
 )
-
-
-@pytest.fixture(scope="module")
-def mail_app(abuse_store: str) -> Iterator[Flask]:
-    """Yield an app that trusts our receiving host and knows the staff domain."""
-    application = create_app(
-        abuse_settings(
-            abuse_store,
-            email_trusted_authserv_ids=OURS,
-            email_staff_domains="support.example",
-            email_max_rejections_per_hour=10_000,
-            # Alice is acknowledged throughout the session: the loop breaker must not hold one back.
-            email_max_replies_per_hour=10_000,
-        )
-    )
-    yield application
-    application.extensions[EXTENSION_KEY].db.dispose()
-
-
-@pytest.fixture
-def client(mail_app: Flask) -> FlaskClient:
-    return mail_app.test_client()
-
-
-@pytest.fixture
-def db(mail_app: Flask) -> Database:
-    database: Database = mail_app.extensions[EXTENSION_KEY].db
-    return database
 
 
 def post_sendgrid(client: FlaskClient, fields: dict[str, str]) -> TestResponse:
