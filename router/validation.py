@@ -116,3 +116,18 @@ def _has_lone_surrogate_escape(body: bytes) -> bool:
         else:
             pending_high = match.end()
     return pending_high is not None
+
+
+def trusted_forwarded(lines: list[str], trusted: int) -> str | None:
+    """Return the X-Forwarded-* value our outermost of ``trusted`` proxies set, if it did.
+
+    Each proxy appends to the right, so the n-th value from the right is our outermost proxy's
+    and anything further left came from the client; with fewer values than trusted proxies the
+    header did not come through them. Several header lines count as one comma-separated list.
+    """
+    if trusted <= 0:
+        return None
+    values = [value.strip() for line in lines for value in line.split(",")]
+    if len(values) < trusted:
+        return None
+    return values[-trusted] or None

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from flask import Request
 
 from config.settings import Settings
+from router.validation import trusted_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +114,7 @@ def sign(secret: str, url: str, params: Any, algorithm: str = HMAC_SHA1) -> str:
 
 def _forwarded(request: Request, header: str, trusted: int) -> str | None:
     """Return the value the outermost trusted proxy set (the n-th from the right), if any."""
-    raw = request.headers.get(header)
-    if not raw:
-        return None
-    values = [value.strip() for value in raw.split(",")]
-    # Fewer values than trusted proxies: the header did not come through them; ignore it.
-    return values[-trusted] if len(values) >= trusted and values[-trusted] else None
+    return trusted_forwarded(request.headers.getlist(header), trusted)
 
 
 def _has_port(host: str) -> bool:

@@ -41,6 +41,7 @@ from router.services import staff as staff_login
 from router.services.errors import ServiceError
 from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from router.services.staff import LoginLimits, LoginRefusal, StaffIdentity, verify_password
+from router.validation import trusted_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +155,11 @@ def _limits() -> LoginLimits:
 
 def client_ip() -> str:
     """Return the client's address: the one our outermost trusted proxy saw, else the peer's."""
-    # With TRUSTED_PROXY_COUNT=n, the n-th X-Forwarded-For value from the right was written by
-    # our own outermost proxy; anything further left came from the client and is ignored.
     peer = request.remote_addr or "unknown"
     trusted = runtime().settings.trusted_proxy_count
-    if trusted <= 0:
+    hop = trusted_forwarded(request.headers.getlist("X-Forwarded-For"), trusted)
+    if hop is None:
         return peer
-    raw = ",".join(request.headers.getlist("X-Forwarded-For"))
-    values = [value.strip() for value in raw.split(",")] if raw else []
-    if len(values) < trusted:
-        return peer
-    hop = values[-trusted]
     # Some load balancers write the client's port too: "203.0.113.5:51234", "[2001:db8::1]:443".
     if hop.startswith("[") and "]" in hop:
         hop = hop[1 : hop.index("]")]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, bindparam, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,9 @@ _AVAILABLE = (
     " > :burst THEN :burst"
     " ELSE tokens + (CASE WHEN :now > refilled_at THEN (:now - refilled_at) * :rate ELSE 0 END) END"
 )
+_BUCKET = select(RateLimitBucket.tokens, RateLimitBucket.refilled_at).where(
+    RateLimitBucket.key == bindparam("key")
+)
 _TAKE = text(
     f"UPDATE rate_limit_buckets SET tokens = {_AVAILABLE} - :cost,"
     " refilled_at = CASE WHEN :now > refilled_at THEN :now ELSE refilled_at END"
@@ -67,20 +70,7 @@ def take(
     """Take ``cost`` tokens from the bucket ``key`` if it holds them; create it full if new."""
     if limit.per_second <= 0 or limit.burst <= 0:
         raise ValueError("a rate limit needs a positive rate and burst")
-    decision = _take(db, key, limit, now.timestamp(), cost)
-    if decision is None:
-        # The bucket was purged (idle, so full) between creating and taking: create it again.
-        decision = _take(db, key, limit, now.timestamp(), cost)
-    if decision is None:
-        raise RuntimeError(f"rate-limit bucket {key!r} vanished twice while taking from it")
-    return decision
-
-
-def _take(
-    db: Session | Connection, key: str, limit: RateLimit, clock: float, cost: float
-) -> RateDecision | None:
-    """Take from the bucket, or return None when it no longer exists."""
-    _create_full(db, key, limit, clock)
+    clock = now.timestamp()
     params = {
         "key": key,
         "now": clock,
@@ -88,19 +78,30 @@ def _take(
         "burst": float(limit.burst),
         "cost": float(cost),
     }
-    result = db.execute(_TAKE, params)
-    if getattr(result, "rowcount", 0) == 1:
-        return RateDecision(allowed=True)
-    row = db.execute(
-        select(RateLimitBucket.tokens, RateLimitBucket.refilled_at).where(
-            RateLimitBucket.key == key
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    available = min(limit.burst, row.tokens + max(0.0, clock - row.refilled_at) * limit.per_second)
-    return RateDecision(
-        allowed=False, retry_after_seconds=max(0.0, (cost - available) / limit.per_second)
+    # The bucket usually exists, so taking is tried first: one statement on the hot path (a
+    # PIN check, a log-in). Twice at most: a new bucket (or one the purge removed as idle, so
+    # full) is created full, and the second take then finds it.
+    for _ in range(2):
+        if getattr(db.execute(_TAKE, params), "rowcount", 0) == 1:
+            return RateDecision(allowed=True)
+        row = db.execute(_BUCKET, {"key": key}).one_or_none()
+        if row is not None:
+            available = min(
+                limit.burst, row.tokens + max(0.0, clock - row.refilled_at) * limit.per_second
+            )
+            wait = max(0.0, (cost - available) / limit.per_second)
+            return RateDecision(allowed=False, retry_after_seconds=wait)
+        _create_full(db, key, limit, clock)
+    raise RuntimeError(f"rate-limit bucket {key!r} could not be created")
+
+
+def give_back(db: Session | Connection, key: str, limit: RateLimit, cost: float = 1.0) -> None:
+    """Return ``cost`` tokens taken from the bucket ``key`` (never above its burst)."""
+    refilled = RateLimitBucket.tokens + cost
+    db.execute(
+        update(RateLimitBucket)
+        .where(RateLimitBucket.key == key)
+        .values(tokens=case((refilled > limit.burst, limit.burst), else_=refilled))
     )
 
 

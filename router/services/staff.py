@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from router.db import Database
 from router.domain import StaffRole
-from router.models import ApiToken, ConsoleLoginLock, ConsoleSession, RateLimitBucket, StaffUser
+from router.models import ApiToken, ConsoleLoginLock, ConsoleSession, StaffUser
 from router.services import audit, ratelimit
 from router.services.ratelimit import RateLimit
 from router.validation import normalise_email
@@ -369,7 +369,7 @@ def start_session(
     # The attempt taken from the client's allowance is given back: only failures count there.
     token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
     with db.transaction() as session:
-        _give_back(session, address_bucket(ip), limits.per_address)
+        ratelimit.give_back(session, address_bucket(ip), limits.per_address)
         session.execute(delete(ConsoleLoginLock).where(ConsoleLoginLock.email == identity.email))
         # The user's ended sessions are dropped when they start a new one.
         session.execute(
@@ -402,15 +402,6 @@ def start_session(
             at=now,
         )
     return token
-
-
-def _give_back(session: Session, key: str, limit: RateLimit) -> None:
-    refilled = RateLimitBucket.tokens + 1
-    session.execute(
-        update(RateLimitBucket)
-        .where(RateLimitBucket.key == key)
-        .values(tokens=case((refilled > limit.burst, limit.burst), else_=refilled))
-    )
 
 
 def session_identity(

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from router.db import Database
 from router.services import ratelimit
@@ -91,19 +92,30 @@ def test_concurrent_takers_never_exceed_the_burst(db: Database) -> None:
         assert results.count(True) == 25
 
 
-def test_a_bucket_purged_while_taking_is_created_again(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The scheduler's purge can delete an idle bucket between its creation and the take.
-    limit = RateLimit(per_second=1, burst=2)
-    real_create = ratelimit._create_full
-    calls: list[str] = []
+def test_a_take_from_an_existing_bucket_is_one_statement(db: Database) -> None:
+    # A PIN check and a log-in take from a bucket on every attempt: one round trip, not three.
+    limit = RateLimit(per_second=1, burst=5)
+    take(db, "hot", limit, T0)  # creates it
+    statements: list[str] = []
 
-    def purged_first_time(session, key, limit, clock):  # type: ignore[no-untyped-def]
-        calls.append(key)
-        if len(calls) > 1:
-            real_create(session, key, limit, clock)
+    def count(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
 
-    monkeypatch.setattr(ratelimit, "_create_full", purged_first_time)
-    assert take(db, "gone", limit, T0).allowed
-    assert calls == ["gone", "gone"]
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction() as session:
+            assert ratelimit.take(session, "hot", limit, now=T0).allowed
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert [s for s in statements if "rate_limit_buckets" in s] == statements[-1:]
+    assert len([s for s in statements if "rate_limit_buckets" in s]) == 1
+
+
+def test_a_token_given_back_is_there_again_never_above_the_burst(db: Database) -> None:
+    limit = RateLimit(per_second=0.001, burst=2)
+    assert take(db, "k", limit, T0).allowed and take(db, "k", limit, T0).allowed
+    assert not take(db, "k", limit, T0).allowed
+    for _ in range(3):  # more than was taken: the bucket stays at its burst
+        with db.transaction() as session:
+            ratelimit.give_back(session, "k", limit)
+    assert [take(db, "k", limit, T0).allowed for _ in range(3)] == [True, True, False]

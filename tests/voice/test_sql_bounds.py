@@ -18,9 +18,9 @@ from tests.voice.conftest import ACME_PIN, NOW, WRONG_PIN, Call, StatementCounte
 # the wait and fallback URLs never touch the database.
 BOUNDS = {
     "incoming": 3,
-    # Each PIN check takes a token from the shared bucket: two statements (create it if new, take).
-    "pin (wrong)": 10,
-    "pin (right)": 8,
+    # Each PIN check takes a token from the shared bucket: one statement once the bucket exists.
+    "pin (wrong)": 9,
+    "pin (right)": 7,
     "severity": 2,
     "topic + intake": 18,
     "wait": 0,
@@ -122,8 +122,11 @@ def test_statements_per_voice_webhook_are_bounded(
 ) -> None:
     first = play(new_call, statements, "+447700900100")  # compiles and caches the rule set
     for name, count in first.items():
-        assert count <= BOUNDS[name], (name, count)
+        # The very first PIN check also creates the shared bucket (two statements, once).
+        assert count <= BOUNDS[name] + (2 if name.startswith("pin") else 0), (name, count)
     small = play(new_call, statements, "+447700900101")
+    for name, count in small.items():
+        assert count <= BOUNDS[name], (name, count)
     grow(vdb, 400)
     large = play(new_call, statements, "+447700900102")
     assert large == small  # nothing scales with accounts, PINs, attempts or contacts
