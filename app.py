@@ -21,12 +21,12 @@ from config import PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
 from router.api import init_api
 from router.console import views as console
-from router.db import Database
+from router.core.validation import json_body_problem
+from router.intake.service import IntakeService
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
-from router.services.intake import IntakeService
 from router.services.routing import RoutingCache
-from router.validation import json_body_problem
+from router.store.db import Database
 
 log = logging.getLogger("router")
 

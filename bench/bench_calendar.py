@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from router.calendar import BusinessCalendar, region_calendar
+from router.core.calendar import BusinessCalendar, region_calendar
 
 NY = ZoneInfo("America/New_York")
 WEDNESDAY_4PM = datetime(2026, 11, 25, 16, 0, tzinfo=NY)

@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import ContactAttributes, Decision, RuleSet, compile_rules
+from router.core.domain import Category, Channel, Severity, Tier, Topic
+from router.core.rules import ContactAttributes, Decision, RuleSet, compile_rules
 
 SAMPLE = ContactAttributes(
     channel=Channel.EMAIL,

@@ -32,10 +32,10 @@ from sqlalchemy import create_engine, text
 
 from config.policy import load_policy
 from config.settings import DEFAULT_POLICY_DIR
-from router import migrate
-from router.db import Database, scratch_schema
 from router.services.bootstrap import seed_policy_defaults
 from router.services.sla_monitor import SlaMonitor
+from router.store import migrate
+from router.store.db import Database, scratch_schema
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 SIZES = (10_000, 100_000, 1_000_000)

@@ -29,9 +29,9 @@ from flask import Flask, Response
 from app import create_app
 from channels.voice.signature import SIGNATURE_HEADER, sign
 from config import Settings
-from router import migrate
 from router.runtime import EXTENSION_KEY
 from router.services.demo import load_demo_data
+from router.store import migrate
 
 PUBLIC = "https://router.example.com"
 TOKEN = "bench-twilio-token-0123456789"

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import phonenumbers
 
-from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import RuleSet, RuleValidationError, compile_rules
-from router.sla import SlaPolicy, SlaTarget
+from router.core.domain import Category, Channel, Severity, Tier, Topic
+from router.core.rules import RuleSet, RuleValidationError, compile_rules
+from router.core.sla import SlaPolicy, SlaTarget
 
 POLICY_FILES = ("tiers", "sla", "categories", "regions", "queues", "routing")
 CHANNEL_MODES = ("open", "business_hours", "bot", "help_center", "closed")

@@ -19,8 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from ivr.catalog import ENGLISH_VOICE
-from router.domain import Category, Severity, Topic
-from router.pins import PIN_MAX_LENGTH, PIN_MIN_LENGTH
+from router.core.domain import Category, Severity, Topic
+from router.core.pins import PIN_MAX_LENGTH, PIN_MIN_LENGTH
 
 
 class Stage(StrEnum):

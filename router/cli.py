@@ -15,18 +15,18 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from channels.simulate import simulate_group
-from router import migrate
-from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import ContactAttributes, RuleValidationError
+from router.core.domain import Category, Channel, Severity, Tier, Topic
+from router.core.rules import ContactAttributes, RuleValidationError
+from router.core.validation import parse_instant
+from router.intake.service import ContactRequest, IdentityError
 from router.runtime import runtime
 from router.scheduler.cli import scheduler_command
-from router.services.accounts import CsvImportError, import_accounts_csv
+from router.services.account_import import CsvImportError, import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import load_demo_data
-from router.services.intake import ContactRequest, IdentityError
+from router.services.logins import StaffError, create_staff, issue_token
 from router.services.routing import RoutingCache
-from router.services.staff import StaffError, create_staff, issue_token
-from router.validation import parse_instant
+from router.store import migrate
 
 db_group = AppGroup("db", help="Apply, revert and inspect database migrations (Alembic).")
 staff_group = AppGroup("staff", help="Manage staff users and their API tokens.")

@@ -22,11 +22,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.db import Database
-from router.domain import ContactStatus, SlaState
-from router.models import Contact, Queue
-from router.scheduler.models import Notification
+from router.core.domain import ContactStatus, SlaState
 from router.scheduler.state import SchedulerHealth, read_health
+from router.store.db import Database
+from router.store.models import Contact, Queue
+from router.store.models.scheduler import Notification
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from flask import current_app
 
 from config.policy import Policy
 from config.settings import Settings
-from router.db import Database
+from router.intake.service import IntakeService
 from router.metrics import Metrics
-from router.services.intake import IntakeService
+from router.store.db import Database
 
 EXTENSION_KEY = "contact_router"
 

@@ -16,9 +16,9 @@ from app import create_app
 from config import Settings, load_policy
 from config.policy import Policy
 from config.settings import DEFAULT_POLICY_DIR
-from router import migrate
-from router.db import Database, scratch_schema
 from router.runtime import EXTENSION_KEY, Runtime
+from router.store import migrate
+from router.store.db import Database, scratch_schema
 
 # The test harness's own switch (not a service setting): CI points it at PostgreSQL.
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")

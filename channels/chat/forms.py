@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from config.policy import AgentLogHints, Classifier
-from router.checklist import applicable
-from router.checklist import missing_items as shared_missing_items
-from router.domain import Category, Severity, Topic
-from router.validation import parse_instant
+from router.core.checklist import applicable
+from router.core.checklist import missing_items as shared_missing_items
+from router.core.domain import Category, Severity, Topic
+from router.core.validation import parse_instant
 
 # contacts.subject is VARCHAR(500).
 SUBJECT_MAX_CHARS = 500

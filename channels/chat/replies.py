@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from router.calendar import as_utc
-from router.domain import ContactStatus
-from router.entitlement import Access
+from router.core.calendar import as_utc
+from router.core.domain import ContactStatus
+from router.core.entitlement import Access
 
 
 class Mode(StrEnum):

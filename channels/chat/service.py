@@ -23,13 +23,13 @@ from channels.chat.replies import Mode
 from channels.chat.tokens import PortalClaims, TokenError, bearer_token, verify_portal_token
 from config.policy import Policy
 from config.settings import Settings
-from router.calendar import as_utc
-from router.db import Database
-from router.domain import Category, Channel, ContactStatus, Severity, Tier, Topic
-from router.entitlement import Access
-from router.models import Account, Contact, ContactEvent, Queue
-from router.services import queues
-from router.services.intake import ContactRequest, IdentityError, IntakeResult, IntakeService
+from router.core.calendar import as_utc
+from router.core.domain import Category, Channel, ContactStatus, Severity, Tier, Topic
+from router.core.entitlement import Access
+from router.intake.service import ContactRequest, IdentityError, IntakeResult, IntakeService
+from router.services import waiting
+from router.store.db import Database
+from router.store.models import Account, Contact, ContactEvent, Queue
 
 log = logging.getLogger("router.chat")
 
@@ -481,7 +481,7 @@ class ChatService:
         ahead: int | None = None
         wait: int | None = None
         if mode in (Mode.LIVE, Mode.OFFLINE) and status is ContactStatus.WAITING:
-            standing = queues.standing(
+            standing = waiting.standing(
                 session,
                 contact,
                 now=now,

@@ -19,7 +19,7 @@ import click
 from flask.cli import with_appcontext
 
 from channels.chat.tokens import mint_portal_token
-from router.domain import Topic
+from router.core.domain import Topic
 from router.runtime import runtime
 
 TIMEOUT_SECONDS = 15

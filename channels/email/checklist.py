@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from channels.email.normalise import Attachment
-from router.checklist import ITEMS, applicable
-from router.domain import Category, Topic
+from router.core.checklist import ITEMS, applicable
+from router.core.domain import Category, Topic
 
 DESCRIPTION_MIN_WORDS = 20
 

@@ -14,7 +14,7 @@ from typing import Any
 from channels.email import checklist
 from channels.email.normalise import Attachment
 from config.policy import Policy
-from router.domain import Category, Severity, Topic
+from router.core.domain import Category, Severity, Topic
 
 CLASSIFY_CHARS = 20_000
 SUBJECT_WEIGHT = 3

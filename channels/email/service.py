@@ -25,19 +25,19 @@ from sqlalchemy.orm import Session
 from channels.email.authentication import SenderCheck, check_sender
 from channels.email.checklist import missing_labels
 from channels.email.classify import Classification, ClassifierRules, classify, contact_reference
-from channels.email.models import EmailMessage, EmailOutbox, WebhookReplayToken
 from channels.email.normalise import InboundEmail
 from channels.email.replies import ReplyText, acknowledgement, deflection, rejection
 from config.policy import Policy
 from config.settings import Settings
-from router.db import Database
-from router.domain import Category, Channel, ContactStatus, Severity
+from router.core.domain import Category, Channel, ContactStatus, Severity
+from router.intake.service import ContactRequest, IntakeResult, IntakeService, ReplyAuthor
 from router.mailer import Mailer, MailError, mailer_from_settings
-from router.models import Contact, ContactEvent, OpsEvent
 from router.runtime import Runtime
 from router.services import ratelimit
-from router.services.contacts_admin import mark_answered
-from router.services.intake import ContactRequest, IntakeResult, IntakeService, ReplyAuthor
+from router.services.contacts import mark_answered
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent, OpsEvent
+from router.store.models.email import EmailMessage, EmailOutbox, WebhookReplayToken
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from channels.voice.models import IvrCall
 from config.policy import Policy, Region
 from config.settings import Settings
 from ivr import machine
@@ -50,11 +49,16 @@ from ivr.machine import (
     Turn,
 )
 from ivr.twiml import TWILIO_HOLD_MUSIC, Urls, Voice, render
-from router.calendar import BusinessCalendar
-from router.db import Database
-from router.domain import Channel, ContactStatus, Tier
-from router.entitlement import Access, channel_entitlement, effective_tier
-from router.models import (
+from router.core.calendar import BusinessCalendar
+from router.core.domain import Channel, ContactStatus, Tier
+from router.core.entitlement import Access, channel_entitlement, effective_tier
+from router.core.pins import pin_hash
+from router.intake.service import ContactRequest, IntakeResult, IntakeService
+from router.services import ratelimit
+from router.services.contacts import mark_answered
+from router.services.ratelimit import RateLimit
+from router.store.db import Database
+from router.store.models import (
     Account,
     Admin,
     Contact,
@@ -64,11 +68,7 @@ from router.models import (
     PinLockout,
     SupportPin,
 )
-from router.pins import pin_hash
-from router.services import ratelimit
-from router.services.contacts_admin import mark_answered
-from router.services.intake import ContactRequest, IntakeResult, IntakeService
-from router.services.ratelimit import RateLimit
+from router.store.models.voice import IvrCall
 
 log = logging.getLogger(__name__)
 

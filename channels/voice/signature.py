@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from flask import Request
 
 from config.settings import Settings
-from router.validation import trusted_forwarded
+from router.core.validation import trusted_forwarded
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from router.api.common import (
     protected,
     responds,
 )
-from router.domain import StaffRole, Tier
+from router.core.domain import StaffRole, Tier
 from router.runtime import runtime
-from router.services import account_admin
+from router.services import accounts
 
 blp = make_blueprint("accounts", "Accounts, administrators and support PINs")
 lockouts_blp = make_blueprint("pin_lockouts", "Calling numbers locked out of PIN checks")
@@ -222,7 +222,7 @@ class Accounts(MethodView):
     @blp.response(200, page_schema(AccountSchema, "AccountPage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List accounts (filter by tier, region, partner, text in id or name)."""
-        return account_admin.list_accounts(runtime().db, **args)
+        return accounts.list_accounts(runtime().db, **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(AccountCreateSchema)
@@ -231,7 +231,7 @@ class Accounts(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create an account."""
         rt = runtime()
-        return account_admin.create_account(rt.db, rt.policy, body, actor=current_actor())
+        return accounts.create_account(rt.db, rt.policy, body, actor=current_actor())
 
 
 @blp.route("/<account_id>")
@@ -243,7 +243,7 @@ class AccountItem(MethodView):
     @responds(blp, 404)
     def get(self, account_id: str) -> dict[str, Any]:
         """Return an account with its administrators, PINs (metadata) and managed accounts."""
-        return account_admin.get_account(runtime().db, account_id)
+        return accounts.get_account(runtime().db, account_id)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(AccountPatchSchema)
@@ -252,9 +252,7 @@ class AccountItem(MethodView):
     def patch(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
         """Change some of an account's fields (tier, region, partner, contacts...)."""
         rt = runtime()
-        return account_admin.update_account(
-            rt.db, rt.policy, account_id, body, actor=current_actor()
-        )
+        return accounts.update_account(rt.db, rt.policy, account_id, body, actor=current_actor())
 
 
 @blp.route("/<account_id>/admins")
@@ -267,7 +265,7 @@ class Admins(MethodView):
     @responds(blp, 404)
     def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
         """List an account's administrators."""
-        return account_admin.list_admins(runtime().db, account_id, **args)
+        return accounts.list_admins(runtime().db, account_id, **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(AdminCreateSchema)
@@ -275,7 +273,7 @@ class Admins(MethodView):
     @responds(blp, 404, 409, 422)
     def post(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
         """Add an administrator (an email belongs to one account only)."""
-        return account_admin.add_admin(
+        return accounts.add_admin(
             runtime().db,
             account_id,
             body["email"],
@@ -295,7 +293,7 @@ class AdminItem(MethodView):
     @responds(blp, 404)
     def patch(self, body: dict[str, Any], account_id: str, admin_id: int) -> dict[str, Any]:
         """Rename, deactivate or reactivate an administrator."""
-        return account_admin.update_admin(
+        return accounts.update_admin(
             runtime().db, account_id, admin_id, body, actor=current_actor()
         )
 
@@ -310,7 +308,7 @@ class Pins(MethodView):
     @responds(blp, 404)
     def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
         """List an account's PINs (who holds each, when it was set; never the digits)."""
-        return account_admin.list_pins(runtime().db, account_id, **args)
+        return accounts.list_pins(runtime().db, account_id, **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(PinIssueSchema)
@@ -319,7 +317,7 @@ class Pins(MethodView):
     def post(self, body: dict[str, Any], account_id: str) -> tuple[dict[str, Any], dict[str, str]]:
         """Set a PIN (shown once in this answer); an administrator's old PIN is replaced."""
         rt = runtime()
-        issued = account_admin.issue_pin(
+        issued = accounts.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -339,7 +337,7 @@ class PinItem(MethodView):
     @responds(blp, 404)
     def delete(self, account_id: str, pin_id: int) -> None:
         """Revoke a PIN: it stops working at once."""
-        account_admin.revoke_pin(runtime().db, account_id, pin_id, actor=current_actor())
+        accounts.revoke_pin(runtime().db, account_id, pin_id, actor=current_actor())
 
 
 @blp.route(f"/<account_id>/pins/<{ID}:pin_id>/rotate")
@@ -355,7 +353,7 @@ class RotatePin(MethodView):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """Replace a PIN with new digits (shown once); the old one stops working at once."""
         rt = runtime()
-        issued = account_admin.issue_pin(
+        issued = accounts.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -376,7 +374,7 @@ class Lockouts(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List calling numbers locked out of PIN checks (current ones by default)."""
         active = {"active": True, "expired": False, "all": None}[args["state"]]
-        return account_admin.list_lockouts(
+        return accounts.list_lockouts(
             runtime().db, now(), page=args["page"], per_page=args["per_page"], active=active
         )
 
@@ -390,4 +388,4 @@ class LockoutItem(MethodView):
     @responds(lockouts_blp, 404)
     def delete(self, calling_number: str) -> None:
         """Unlock a calling number: it may try PINs again at once."""
-        account_admin.unlock(runtime().db, calling_number, actor=current_actor(), now=now())
+        accounts.unlock(runtime().db, calling_number, actor=current_actor(), now=now())

@@ -10,9 +10,9 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 from flask_smorest import abort
 
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services.staff import StaffIdentity, authenticate_token
+from router.services.logins import StaffIdentity, authenticate_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 

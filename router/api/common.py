@@ -13,7 +13,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
 from router.api.auth import SECURITY, require_role
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.services.errors import ServiceError
 from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 

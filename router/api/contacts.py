@@ -20,9 +20,9 @@ from router.api.common import (
     responds,
     text,
 )
-from router.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
+from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
 from router.runtime import runtime
-from router.services import contacts_admin
+from router.services import contacts
 
 blp = make_blueprint("contacts", "Contacts: what waits, its timeline, and staff actions")
 
@@ -107,7 +107,7 @@ class ContactListArgs(PageArgs):
     )
     received_since = fields.AwareDateTime(validate=validate.Range(min=EARLIEST, max=LATEST))
     received_until = fields.AwareDateTime(validate=validate.Range(min=EARLIEST, max=LATEST))
-    sort = fields.String(load_default="-received_at", validate=one_of(list(contacts_admin.SORTS)))
+    sort = fields.String(load_default="-received_at", validate=one_of(list(contacts.SORTS)))
 
 
 class RegradeSchema(Schema):
@@ -141,7 +141,7 @@ class Contacts(MethodView):
         """List contacts, newest first (filter by queue, channel, tier, SLA state, account...)."""
         filters = dict(args)
         page, per_page, sort = filters.pop("page"), filters.pop("per_page"), filters.pop("sort")
-        return contacts_admin.list_contacts(
+        return contacts.list_contacts(
             runtime().db, now(), page=page, per_page=per_page, sort=sort, **filters
         )
 
@@ -155,7 +155,7 @@ class ContactItem(MethodView):
     @responds(blp, 404)
     def get(self, contact_id: int) -> dict[str, Any]:
         """Return a contact with its routing decision, trace and timeline."""
-        return contacts_admin.get_contact(runtime().db, contact_id, now())
+        return contacts.get_contact(runtime().db, contact_id, now())
 
 
 @blp.route("/<int(max=2147483647):contact_id>/regrade")
@@ -169,7 +169,7 @@ class Regrade(MethodView):
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Change the severity; the SLA due time is recomputed from the original receipt."""
         rt = runtime()
-        return contacts_admin.regrade_severity(
+        return contacts.regrade_severity(
             rt.db,
             rt.intake.cache,
             rt.policy,
@@ -191,7 +191,7 @@ class Accept(MethodView):
     @responds(blp, 404, 409)
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Take a waiting contact out of its queue."""
-        return contacts_admin.accept(
+        return contacts.accept(
             runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )
 
@@ -206,7 +206,7 @@ class FirstResponse(MethodView):
     @responds(blp, 404, 409, 422)
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Record the first response: the SLA clock stops as met or missed."""
-        return contacts_admin.record_first_response(
+        return contacts.record_first_response(
             runtime().db,
             contact_id,
             actor=current_actor(),
@@ -226,6 +226,6 @@ class Resolve(MethodView):
     @responds(blp, 404, 409)
     def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
         """Resolve a contact (it also counts as the first response if none was recorded)."""
-        return contacts_admin.resolve(
+        return contacts.resolve(
             runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )

@@ -10,10 +10,10 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from router.api.common import make_blueprint, protected, responds
-from router.domain import Category, Channel, Severity, StaffRole, Tier, Topic
-from router.rules import ContactAttributes
+from router.core.domain import Category, Channel, Severity, StaffRole, Tier, Topic
+from router.core.rules import ContactAttributes
+from router.intake.service import ContactRequest, IdentityError
 from router.runtime import runtime
-from router.services.intake import ContactRequest, IdentityError
 
 blueprint = make_blueprint("explain", "Explain routing decisions")
 

@@ -18,9 +18,9 @@ from router.api.common import (
     protected,
     responds,
 )
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services import queue_admin
+from router.services import queues
 
 blp = make_blueprint("queues", "Queues and the queue overview")
 overview_blp = make_blueprint("queue_overview", "Waiting contacts per queue, for supervisors")
@@ -93,7 +93,7 @@ class QueueListArgs(PageArgs):
     """Queue filters."""
 
     team = fields.String(validate=validate.Length(max=64))
-    kind = fields.String(validate=one_of(queue_admin.QUEUE_KINDS))
+    kind = fields.String(validate=one_of(queues.QUEUE_KINDS))
     active = fields.Boolean()
 
 
@@ -101,7 +101,7 @@ class OverviewArgs(PageArgs):
     """Overview filters."""
 
     team = fields.String(validate=validate.Length(max=64))
-    kind = fields.String(validate=one_of(queue_admin.QUEUE_KINDS))
+    kind = fields.String(validate=one_of(queues.QUEUE_KINDS))
     include_inactive = fields.Boolean(load_default=False)
 
 
@@ -110,7 +110,7 @@ class QueueFields(Schema):
 
     name = fields.String(validate=validate.Length(min=1, max=200))
     team = fields.String(validate=validate.Length(min=1, max=64))
-    kind = fields.String(validate=one_of(queue_admin.QUEUE_KINDS))
+    kind = fields.String(validate=one_of(queues.QUEUE_KINDS))
     owners = fields.List(fields.Email(), validate=validate.Length(max=50))
     webhook_url = fields.Url(
         allow_none=True, schemes={"http", "https"}, validate=validate.Length(max=500)
@@ -123,7 +123,7 @@ class QueueCreateSchema(QueueFields):
 
     key = fields.String(
         required=True,
-        validate=validate.Regexp("^" + queue_admin.QUEUE_KEY.pattern + "$"),
+        validate=validate.Regexp("^" + queues.QUEUE_KEY.pattern + "$"),
         metadata={"description": "Permanent key: lower-case letters, digits, '-', '_'"},
     )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -148,7 +148,7 @@ class Queues(MethodView):
     @blp.response(200, page_schema(QueueSchema, "QueuePage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List queues (filter by team, kind, active)."""
-        return queue_admin.list_queues(
+        return queues.list_queues(
             runtime().db,
             page=args["page"],
             per_page=args["per_page"],
@@ -163,7 +163,7 @@ class Queues(MethodView):
     @responds(blp, 409, 422)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a queue (rules can route to it from then on)."""
-        return queue_admin.create_queue(runtime().db, body, actor=current_actor())
+        return queues.create_queue(runtime().db, body, actor=current_actor())
 
 
 @blp.route("/<key>")
@@ -176,7 +176,7 @@ class QueueItem(MethodView):
     def get(self, key: str) -> dict[str, Any]:
         """Return a queue, the rules that route to it and its waiting contacts."""
         rt = runtime()
-        return queue_admin.get_queue(rt.db, rt.policy, key, now())
+        return queues.get_queue(rt.db, rt.policy, key, now())
 
     @protected(blp, StaffRole.EDITOR)
     @blp.arguments(QueuePatchSchema)
@@ -185,7 +185,7 @@ class QueueItem(MethodView):
     def patch(self, body: dict[str, Any], key: str) -> dict[str, Any]:
         """Change a queue (a system queue, or one rules route to, cannot be deactivated)."""
         rt = runtime()
-        return queue_admin.update_queue(rt.db, rt.policy, key, body, actor=current_actor())
+        return queues.update_queue(rt.db, rt.policy, key, body, actor=current_actor())
 
     @protected(blp, StaffRole.EDITOR)
     @blp.response(204)
@@ -193,7 +193,7 @@ class QueueItem(MethodView):
     def delete(self, key: str) -> None:
         """Delete a queue no rule routes to and no contact was routed to (never a system queue)."""
         rt = runtime()
-        queue_admin.delete_queue(rt.db, rt.policy, key, actor=current_actor())
+        queues.delete_queue(rt.db, rt.policy, key, actor=current_actor())
 
 
 @overview_blp.route("")
@@ -205,7 +205,7 @@ class Overview(MethodView):
     @overview_blp.response(200, OverviewSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Waiting contacts per queue, the oldest wait and SLA state counts, busiest first."""
-        return queue_admin.overview(
+        return queues.overview(
             runtime().db,
             now(),
             page=args["page"],

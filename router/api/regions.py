@@ -21,7 +21,7 @@ from router.api.common import (
     responds,
     text,
 )
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
 from router.services import calendars
 

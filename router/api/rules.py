@@ -22,12 +22,12 @@ from router.api.common import (
     text,
 )
 from router.api.explain import ExplainRequestSchema, sample_contact
-from router.domain import StaffRole
-from router.rules import OPERATORS, field_catalogue
+from router.core.domain import StaffRole
+from router.core.rules import OPERATORS, field_catalogue
 from router.runtime import runtime
-from router.services import rules_admin
+from router.services import rules
 from router.services.paging import paginate_list
-from router.services.queue_admin import list_queues
+from router.services.queues import list_queues
 
 rules_blp = make_blueprint("rules", "Routing rules (one rule at a time)")
 ruleset_blp = make_blueprint("rule_set", "The routing rule set: order, versions, validate, dry-run")
@@ -301,9 +301,9 @@ class CatalogueSchema(Schema):
 # -- rules -------------------------------------------------------------------------------------
 
 
-def _rules() -> rules_admin.RuleSetState:
+def _rules() -> rules.RuleSetState:
     rt = runtime()
-    return rules_admin.get_rules(rt.db, rt.policy)
+    return rules.get_rules(rt.db, rt.policy)
 
 
 @rules_blp.route("")
@@ -316,7 +316,7 @@ class Rules(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List the rules in force, in order (filter by enabled, queue, text)."""
         state = _rules()
-        rules = [rules_admin.with_position(doc, i) for i, doc in enumerate(state.documents)]
+        rules = [rules.with_position(doc, i) for i, doc in enumerate(state.documents)]
         if "enabled" in args:
             rules = [rule for rule in rules if rule["enabled"] is args["enabled"]]
         if args.get("queue"):
@@ -340,7 +340,7 @@ class Rules(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Add a rule (stored as a new version); validated against queues and SLA policies."""
         rt = runtime()
-        return rules_admin.create_rule(
+        return rules.create_rule(
             rt.db,
             rt.policy,
             base_version=body["base_version"],
@@ -361,7 +361,7 @@ class RuleItem(MethodView):
     def get(self, rule_id: str) -> dict[str, Any]:
         """Return a rule with its position."""
         rt = runtime()
-        return rules_admin.get_rule(rt.db, rt.policy, rule_id)
+        return rules.get_rule(rt.db, rt.policy, rule_id)
 
     @protected(rules_blp, StaffRole.EDITOR)
     @rules_blp.arguments(ReplaceRuleSchema)
@@ -370,7 +370,7 @@ class RuleItem(MethodView):
     def put(self, body: dict[str, Any], rule_id: str) -> dict[str, Any]:
         """Replace a rule's document (it keeps its place; an id in the body renames it)."""
         rt = runtime()
-        return rules_admin.update_rule(
+        return rules.update_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -390,7 +390,7 @@ class RuleItem(MethodView):
         changes: dict[str, Any] = {
             key: body[key] for key in ("enabled", "description", "when", "then") if key in body
         }
-        return rules_admin.update_rule(
+        return rules.update_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -407,7 +407,7 @@ class RuleItem(MethodView):
     def delete(self, args: dict[str, Any], rule_id: str) -> dict[str, Any]:
         """Delete a rule (never the default rule); return the new rule set."""
         rt = runtime()
-        return rules_admin.delete_rule(
+        return rules.delete_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -428,7 +428,7 @@ class MoveRule(MethodView):
     def post(self, body: dict[str, Any], rule_id: str) -> dict[str, Any]:
         """Move a rule to a position, or by an offset (the default rule stays last)."""
         rt = runtime()
-        return rules_admin.move_rule(
+        return rules.move_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -460,7 +460,7 @@ class RuleSet(MethodView):
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Replace the whole rule list (stored as a new version)."""
         rt = runtime()
-        return rules_admin.replace_rules(
+        return rules.replace_rules(
             rt.db,
             rt.policy,
             base_version=body["base_version"],
@@ -481,7 +481,7 @@ class Order(MethodView):
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Reorder the rules: every rule id once, the default rule last."""
         rt = runtime()
-        return rules_admin.reorder(
+        return rules.reorder(
             rt.db,
             rt.policy,
             base_version=body["base_version"],
@@ -506,13 +506,13 @@ class Validate(MethodView):
         position = None
         documents = body.get("rules")
         if documents is None:
-            documents, position = rules_admin.candidate_documents(
+            documents, position = rules.candidate_documents(
                 state.documents,
                 body["rule"],
                 replacing=body.get("replacing"),
                 position=body.get("position"),
             )
-        errors = rules_admin.validate(rt.db, rt.policy, documents)
+        errors = rules.validate(rt.db, rt.policy, documents)
         return {
             "valid": not errors,
             "base_version": state.version,
@@ -531,7 +531,7 @@ class DryRun(MethodView):
     @responds(ruleset_blp, 404, 422)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Compare a sample's routing with candidate rules and with the rules in force."""
-        return rules_admin.dry_run(
+        return rules.dry_run(
             runtime().intake,
             body.get("rules"),
             sample_contact(body["contact"]),
@@ -569,7 +569,7 @@ class Versions(MethodView):
     @ruleset_blp.response(200, page_schema(VersionSchema, "VersionPage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List stored versions, newest first, each with what it changed."""
-        return rules_admin.list_versions(
+        return rules.list_versions(
             runtime().db, args["page"], args["per_page"], created_by=args.get("created_by")
         )
 
@@ -583,7 +583,7 @@ class VersionItem(MethodView):
     @responds(ruleset_blp, 404)
     def get(self, version: int) -> dict[str, Any]:
         """Return a stored version in full."""
-        return rules_admin.get_version(runtime().db, version)
+        return rules.get_version(runtime().db, version)
 
 
 @ruleset_blp.route("/versions/<int(max=2147483647):version>/rollback")
@@ -597,7 +597,7 @@ class Rollback(MethodView):
     def post(self, body: dict[str, Any], version: int) -> dict[str, Any]:
         """Store a new version equal to an old one; it is in force for the next contact."""
         rt = runtime()
-        return rules_admin.rollback(
+        return rules.rollback(
             rt.db,
             rt.policy,
             version,

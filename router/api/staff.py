@@ -19,9 +19,9 @@ from router.api.common import (
     protected,
     responds,
 )
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services import audit_log, staff_admin
+from router.services import audit, staff
 
 blp = make_blueprint("staff", "Staff users and API tokens")
 me_blp = make_blueprint("me", "Who is calling")
@@ -183,7 +183,7 @@ class Staff(MethodView):
     @blp.response(200, page_schema(StaffSchema, "StaffPage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List staff users (filter by role, active, text)."""
-        return staff_admin.list_staff(runtime().db, now=now(), **args)
+        return staff.list_staff(runtime().db, now=now(), **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(StaffCreateSchema)
@@ -191,7 +191,7 @@ class Staff(MethodView):
     @responds(blp, 409, 422)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a staff user."""
-        return staff_admin.add_staff(
+        return staff.add_staff(
             runtime().db,
             body["email"],
             body["role"],
@@ -210,7 +210,7 @@ class StaffItem(MethodView):
     @responds(blp, 404)
     def get(self, staff_id: int) -> dict[str, Any]:
         """Return a staff user and their tokens."""
-        return staff_admin.get_staff(runtime().db, staff_id, now())
+        return staff.get_staff(runtime().db, staff_id, now())
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(StaffPatchSchema)
@@ -221,9 +221,7 @@ class StaffItem(MethodView):
 
         Deactivating a user or changing their password ends their console sessions.
         """
-        return staff_admin.update_staff(
-            runtime().db, staff_id, body, actor=current_actor(), now=now()
-        )
+        return staff.update_staff(runtime().db, staff_id, body, actor=current_actor(), now=now())
 
 
 @blp.route(f"/<{ID}:staff_id>/unlock")
@@ -235,7 +233,7 @@ class StaffUnlock(MethodView):
     @responds(blp, 404)
     def post(self, staff_id: int) -> dict[str, Any]:
         """Lift a console log-in lock-out and forget the failed log-ins (harmless if none)."""
-        return staff_admin.unlock_login(runtime().db, staff_id, actor=current_actor(), now=now())
+        return staff.unlock_login(runtime().db, staff_id, actor=current_actor(), now=now())
 
 
 @blp.route(f"/<{ID}:staff_id>/tokens")
@@ -248,7 +246,7 @@ class Tokens(MethodView):
     @responds(blp, 404)
     def get(self, args: dict[str, Any], staff_id: int) -> dict[str, Any]:
         """List a staff user's tokens, newest first."""
-        return staff_admin.list_tokens(runtime().db, staff_id, now(), **args)
+        return staff.list_tokens(runtime().db, staff_id, now(), **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(TokenCreateSchema)
@@ -256,7 +254,7 @@ class Tokens(MethodView):
     @responds(blp, 404, 409, 422)
     def post(self, body: dict[str, Any], staff_id: int) -> tuple[dict[str, Any], dict[str, str]]:
         """Issue a token (shown once in this answer)."""
-        issued = staff_admin.create_token(
+        issued = staff.create_token(
             runtime().db,
             staff_id,
             name=body["name"],
@@ -276,7 +274,7 @@ class TokenItem(MethodView):
     @responds(blp, 404)
     def delete(self, staff_id: int, token_id: int) -> dict[str, Any]:
         """Revoke a token at once."""
-        return staff_admin.revoke_token(
+        return staff.revoke_token(
             runtime().db, staff_id, token_id, actor=current_actor(), now=now()
         )
 
@@ -290,4 +288,4 @@ class Audit(MethodView):
     @audit_blp.response(200, page_schema(AuditSchema, "AuditPage"))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List audit entries, newest first (filter by actor, action, entity, time)."""
-        return audit_log.list_entries(runtime().db, **args)
+        return audit.list_entries(runtime().db, **args)

@@ -8,11 +8,11 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.console.views import actor, blueprint, login_required, now, page_args, report
-from router.domain import StaffRole, Tier
+from router.core.domain import StaffRole, Tier
+from router.core.validation import parse_instant
 from router.runtime import runtime
-from router.services import account_admin
+from router.services import accounts as accounts_service
 from router.services.errors import Invalid, NotFound, ServiceError
-from router.validation import parse_instant
 
 TIERS = [member.value for member in Tier]
 
@@ -25,7 +25,7 @@ def accounts() -> str:
     tier = request.args.get("tier", "")
     region = request.args.get("region", "")
     q = request.args.get("q", "").strip()[:200]
-    listed = account_admin.list_accounts(
+    listed = accounts_service.list_accounts(
         runtime().db,
         page=page,
         per_page=per_page,
@@ -77,7 +77,7 @@ def account_create() -> BaseResponse:
     rt = runtime()
     try:
         values = {"id": request.form.get("id", "").strip(), **_account_fields()}
-        created = account_admin.create_account(rt.db, rt.policy, values, actor=actor())
+        created = accounts_service.create_account(rt.db, rt.policy, values, actor=actor())
     except ServiceError as exc:
         report(exc)
         return redirect(url_for("console.accounts"))
@@ -90,7 +90,7 @@ def account_create() -> BaseResponse:
 def account(account_id: str) -> str | tuple[str, int]:
     """Show an account: its administrators and PINs (never their digits)."""
     try:
-        data = account_admin.get_account(runtime().db, account_id)
+        data = accounts_service.get_account(runtime().db, account_id)
     except NotFound as exc:
         return render_template("console/error.html", title="Not found", message=exc.message), 404
     return render_template(
@@ -107,7 +107,9 @@ def account_update(account_id: str) -> BaseResponse:
     """Change an account's fields."""
     rt = runtime()
     try:
-        account_admin.update_account(rt.db, rt.policy, account_id, _account_fields(), actor=actor())
+        accounts_service.update_account(
+            rt.db, rt.policy, account_id, _account_fields(), actor=actor()
+        )
         flash("Account saved.", "info")
     except ServiceError as exc:
         report(exc)
@@ -119,7 +121,7 @@ def account_update(account_id: str) -> BaseResponse:
 def admin_add(account_id: str) -> BaseResponse:
     """Add an administrator."""
     try:
-        account_admin.add_admin(
+        accounts_service.add_admin(
             runtime().db,
             account_id,
             request.form.get("email", ""),
@@ -138,7 +140,7 @@ def admin_add(account_id: str) -> BaseResponse:
 def admin_update(account_id: str, admin_id: int) -> BaseResponse:
     """Deactivate or reactivate an administrator."""
     try:
-        account_admin.update_admin(
+        accounts_service.update_admin(
             runtime().db,
             account_id,
             admin_id,
@@ -164,7 +166,7 @@ def pin_set(account_id: str) -> BaseResponse | tuple[str, int]:
     raw_admin = request.form.get("admin_id", "").strip()
     try:
         admin_id = int(raw_admin) if raw_admin else None
-        issued = account_admin.issue_pin(
+        issued = accounts_service.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -187,7 +189,7 @@ def pin_rotate(account_id: str, pin_id: int) -> BaseResponse | tuple[str, int]:
     """Replace a PIN with new random digits."""
     rt = runtime()
     try:
-        issued = account_admin.issue_pin(
+        issued = accounts_service.issue_pin(
             rt.db, rt.settings.pin_pepper, account_id, actor=actor(), replace_id=pin_id
         )
     except ServiceError as exc:
@@ -201,7 +203,7 @@ def pin_rotate(account_id: str, pin_id: int) -> BaseResponse | tuple[str, int]:
 def pin_revoke(account_id: str, pin_id: int) -> BaseResponse:
     """Revoke a PIN."""
     try:
-        account_admin.revoke_pin(runtime().db, account_id, pin_id, actor=actor())
+        accounts_service.revoke_pin(runtime().db, account_id, pin_id, actor=actor())
         flash("PIN revoked.", "info")
     except ServiceError as exc:
         report(exc)
@@ -215,7 +217,7 @@ def lockouts() -> str:
     page, per_page = page_args()
     state = request.args.get("state", "active")
     active = {"active": True, "expired": False, "all": None}.get(state, True)
-    listed = account_admin.list_lockouts(
+    listed = accounts_service.list_lockouts(
         runtime().db, now(), page=page, per_page=per_page, active=active
     )
     return render_template("console/lockouts.html", listed=listed, state=state)
@@ -227,7 +229,7 @@ def unlock() -> BaseResponse:
     """Unlock a calling number."""
     number = request.form.get("calling_number", "")
     try:
-        account_admin.unlock(runtime().db, number, actor=actor(), now=now())
+        accounts_service.unlock(runtime().db, number, actor=actor(), now=now())
         flash(f"Unlocked {number}.", "info")
     except ServiceError as exc:
         report(exc)

@@ -8,11 +8,12 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.console.views import actor, blueprint, login_required, now, page_args, report
-from router.domain import StaffRole
+from router.core.domain import StaffRole
+from router.core.validation import parse_instant
 from router.runtime import runtime
-from router.services import audit_log, staff_admin
+from router.services import audit as audit_service
+from router.services import staff as staff_service
 from router.services.errors import ServiceError
-from router.validation import parse_instant
 
 
 @blueprint.get("/audit")
@@ -32,7 +33,7 @@ def audit() -> str:
                 filters[name] = parse_instant(value)
             except ValueError as exc:
                 flash(f"{name}: {exc}", "error")
-    listed = audit_log.list_entries(runtime().db, page=page, per_page=per_page, **filters)
+    listed = audit_service.list_entries(runtime().db, page=page, per_page=per_page, **filters)
     shown = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
     return render_template("console/audit.html", listed=listed, filters=shown)
 
@@ -42,7 +43,7 @@ def audit() -> str:
 def staff() -> str:
     """List staff users."""
     page, per_page = page_args()
-    listed = staff_admin.list_staff(runtime().db, page=page, per_page=per_page, now=now())
+    listed = staff_service.list_staff(runtime().db, page=page, per_page=per_page, now=now())
     return render_template("console/staff.html", listed=listed, roles=[r.value for r in StaffRole])
 
 
@@ -52,7 +53,7 @@ def staff_create() -> BaseResponse:
     """Create a staff user."""
     form = request.form
     try:
-        staff_admin.add_staff(
+        staff_service.add_staff(
             runtime().db,
             form.get("email", ""),
             form.get("role", ""),
@@ -76,7 +77,7 @@ def staff_update(staff_id: int) -> BaseResponse:
     if request.form.get("active") in ("0", "1"):
         changes["active"] = request.form["active"] == "1"
     try:
-        staff_admin.update_staff(runtime().db, staff_id, changes, actor=actor(), now=now())
+        staff_service.update_staff(runtime().db, staff_id, changes, actor=actor(), now=now())
         flash("Staff user saved.", "info")
     except ServiceError as exc:
         report(exc)
@@ -88,7 +89,7 @@ def staff_update(staff_id: int) -> BaseResponse:
 def staff_unlock(staff_id: int) -> BaseResponse:
     """Lift a staff user's console log-in lock-out."""
     try:
-        unlocked = staff_admin.unlock_login(runtime().db, staff_id, actor=actor(), now=now())
+        unlocked = staff_service.unlock_login(runtime().db, staff_id, actor=actor(), now=now())
         flash(f"{unlocked['email']} may log in again.", "info")
     except ServiceError as exc:
         report(exc)
@@ -100,7 +101,7 @@ def staff_unlock(staff_id: int) -> BaseResponse:
 def token_issue(staff_id: int) -> BaseResponse | tuple[str, int]:
     """Issue an API token; it is shown on the next page only."""
     try:
-        issued = staff_admin.create_token(
+        issued = staff_service.create_token(
             runtime().db,
             staff_id,
             name=request.form.get("name", "").strip()[:100] or "console",

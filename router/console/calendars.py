@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.console.views import actor, blueprint, login_required, now, report
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
 from router.services import calendars as calendar_admin
 from router.services.errors import Invalid, ServiceError

@@ -16,12 +16,12 @@ from router.console.views import (
     page_args,
     report,
 )
-from router.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
+from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
+from router.core.validation import parse_instant
 from router.runtime import runtime
-from router.services import contacts_admin
+from router.services import contacts as contacts_service
 from router.services.errors import Invalid, NotFound, ServiceError
-from router.services.queue_admin import list_queues
-from router.validation import parse_instant
+from router.services.queues import list_queues
 
 FILTERS = ("queue", "channel", "tier", "sla_state", "account", "status", "severity", "q")
 CHOICES = {
@@ -46,9 +46,9 @@ def contacts() -> str:
         if value and (allowed is None or value in allowed):
             filters[name] = value[:200]
     sort = request.args.get("sort", "-received_at")
-    if sort not in contacts_admin.SORTS:
+    if sort not in contacts_service.SORTS:
         sort = "-received_at"
-    listed = contacts_admin.list_contacts(
+    listed = contacts_service.list_contacts(
         runtime().db, now(), page=page, per_page=per_page, sort=sort, **filters
     )
     queues = list_queues(runtime().db, page=1, per_page=500)["items"]
@@ -57,7 +57,7 @@ def contacts() -> str:
         listed=listed,
         filters=filters,
         sort=sort,
-        sorts=list(contacts_admin.SORTS),
+        sorts=list(contacts_service.SORTS),
         choices=CHOICES,
         queues=[queue["key"] for queue in queues],
     )
@@ -68,7 +68,7 @@ def contacts() -> str:
 def contact(contact_id: int) -> str | tuple[str, int]:
     """Show a contact: routing decision, the trace of every rule tried, and its timeline."""
     try:
-        data = contacts_admin.get_contact(runtime().db, contact_id, now())
+        data = contacts_service.get_contact(runtime().db, contact_id, now())
     except NotFound as exc:
         return render_template("console/error.html", title="Not found", message=exc.message), 404
     return render_template("console/contact.html", contact=data, severities=CHOICES["severity"])
@@ -86,11 +86,11 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
     note = request.form.get("note", "").strip()[:500] or None
     try:
         if action == "accept":
-            contacts_admin.accept(rt.db, contact_id, actor=actor(), now=now(), note=note)
+            contacts_service.accept(rt.db, contact_id, actor=actor(), now=now(), note=note)
             flash("Accepted.", "info")
         elif action == "first-response":
             at = _instant(request.form.get("at", ""))
-            contacts_admin.record_first_response(
+            contacts_service.record_first_response(
                 rt.db, contact_id, actor=actor(), now=now(), at=at, note=note
             )
             flash("First response recorded.", "info")
@@ -98,7 +98,7 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
             raw = request.form.get("severity", "")
             if raw not in CHOICES["severity"]:
                 raise Invalid(f"choose a severity: {', '.join(CHOICES['severity'])}")
-            contacts_admin.regrade_severity(
+            contacts_service.regrade_severity(
                 rt.db,
                 rt.intake.cache,
                 rt.policy,
@@ -110,7 +110,7 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
             )
             flash(f"Re-graded to {raw}; the due time was recomputed from the receipt.", "info")
         elif action == "resolve":
-            contacts_admin.resolve(rt.db, contact_id, actor=actor(), now=now(), note=note)
+            contacts_service.resolve(rt.db, contact_id, actor=actor(), now=now(), note=note)
             flash("Resolved.", "info")
         else:
             raise NotFound(f"unknown action {action!r}")

@@ -13,16 +13,16 @@ from router.console.views import (
     now,
     report,
 )
-from router.domain import StaffRole
+from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services import queue_admin
+from router.services import queues as queues_service
 from router.services.errors import ServiceError
 
 DEFAULT_REFRESH_SECONDS = 15
 
 
 def _overview() -> dict[str, object]:
-    return queue_admin.overview(
+    return queues_service.overview(
         runtime().db,
         now(),
         page=1,
@@ -68,11 +68,11 @@ def queues_fragment() -> str:
 def queues_manage() -> str:
     """List queues for administration."""
     rt = runtime()
-    listed = queue_admin.list_queues(rt.db, page=1, per_page=500)
+    listed = queues_service.list_queues(rt.db, page=1, per_page=500)
     return render_template(
         "console/queues_manage.html",
         queues=listed["items"],
-        system=queue_admin.system_queues(rt.policy),
+        system=queues_service.system_queues(rt.policy),
     )
 
 
@@ -95,7 +95,7 @@ def queue_create() -> BaseResponse:
     """Create a queue."""
     values = {"key": request.form.get("key", "").strip(), **_form_fields()}
     try:
-        queue_admin.create_queue(runtime().db, values, actor=actor())
+        queues_service.create_queue(runtime().db, values, actor=actor())
         flash(f"Queue {values['key']} created.", "info")
     except ServiceError as exc:
         report(exc)
@@ -112,7 +112,7 @@ def queue_update(key: str) -> BaseResponse:
             changes: dict[str, object] = {"active": request.form.get("active") == "1"}
         else:
             changes = _form_fields()
-        queue_admin.update_queue(rt.db, rt.policy, key, changes, actor=actor())
+        queues_service.update_queue(rt.db, rt.policy, key, changes, actor=actor())
         flash(f"Queue {key} saved.", "info")
     except ServiceError as exc:
         report(exc)

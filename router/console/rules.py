@@ -12,14 +12,14 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.console.views import actor, blueprint, login_required, now, page_args, report
-from router.domain import Category, Channel, Severity, StaffRole, Tier, Topic
-from router.rules import OPERATORS, ContactAttributes, field_catalogue
+from router.core.domain import Category, Channel, Severity, StaffRole, Tier, Topic
+from router.core.rules import OPERATORS, ContactAttributes, field_catalogue
+from router.core.validation import json_body_problem, parse_instant
+from router.intake.service import ContactRequest
 from router.runtime import runtime
-from router.services import rules_admin
+from router.services import rules as rules_service
 from router.services.errors import Conflict, Invalid, NotFound, ServiceError
-from router.services.intake import ContactRequest
-from router.services.queue_admin import list_queues
-from router.validation import json_body_problem, parse_instant
+from router.services.queues import list_queues
 
 WHEN_EXAMPLE = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 
@@ -41,9 +41,9 @@ def conditions_text(when: Any) -> str:
     return json.dumps(when)
 
 
-def _state() -> rules_admin.RuleSetState:
+def _state() -> rules_service.RuleSetState:
     rt = runtime()
-    return rules_admin.get_rules(rt.db, rt.policy)
+    return rules_service.get_rules(rt.db, rt.policy)
 
 
 def _int(form: MultiDict[str, str], name: str) -> int:
@@ -75,12 +75,12 @@ def rule_move(rule_id: str) -> BaseResponse:
         direction = form.get("direction")
         if direction in ("up", "down"):
             offset = -1 if direction == "up" else 1
-            rules_admin.move_rule(
+            rules_service.move_rule(
                 rt.db, rt.policy, rule_id, base_version=base, offset=offset, actor=actor()
             )
         else:
             position = _int(form, "position")
-            rules_admin.move_rule(
+            rules_service.move_rule(
                 rt.db, rt.policy, rule_id, base_version=base, position=position, actor=actor()
             )
         flash(f"Moved {rule_id}.", "info")
@@ -96,7 +96,7 @@ def rule_toggle(rule_id: str) -> BaseResponse:
     rt = runtime()
     try:
         enabled = request.form.get("enabled") == "1"
-        rules_admin.update_rule(
+        rules_service.update_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -116,7 +116,7 @@ def rule_delete(rule_id: str) -> BaseResponse:
     """Delete a rule."""
     rt = runtime()
     try:
-        rules_admin.delete_rule(
+        rules_service.delete_rule(
             rt.db,
             rt.policy,
             rule_id,
@@ -138,7 +138,7 @@ def rules_order() -> BaseResponse | tuple[BaseResponse, int]:
     if not isinstance(body, dict) or not isinstance(body.get("order"), list):
         return jsonify(error="send {base_version, order}"), 400
     try:
-        state = rules_admin.reorder(
+        state = rules_service.reorder(
             rt.db,
             rt.policy,
             base_version=int(body.get("base_version", -1)),
@@ -316,11 +316,11 @@ def rule_save(rule_id: str | None = None) -> BaseResponse | tuple[str, int]:
         )
     try:
         if original is None:
-            result = rules_admin.create_rule(
+            result = rules_service.create_rule(
                 rt.db, rt.policy, base_version=base, rule=doc, position=position, actor=actor()
             )
         else:
-            result = rules_admin.update_rule(
+            result = rules_service.update_rule(
                 rt.db, rt.policy, original, base_version=base, rule=doc, actor=actor()
             )
     except Conflict as exc:
@@ -380,7 +380,7 @@ def rule_check() -> BaseResponse:
     if problems:
         return jsonify(valid=False, errors=_relative(problems, None), base_version=state.version)
     try:
-        documents, index = rules_admin.candidate_documents(
+        documents, index = rules_service.candidate_documents(
             state.documents, doc, replacing=original, position=position
         )
     except ServiceError as exc:
@@ -390,7 +390,7 @@ def rule_check() -> BaseResponse:
             base_version=state.version,
         )
     rt = runtime()
-    errors = rules_admin.validate(rt.db, rt.policy, documents)
+    errors = rules_service.validate(rt.db, rt.policy, documents)
     if original is None and any(d.get("id") == doc["id"] for d in state.documents):
         errors.append({"path": f"rules[{index}].id", "message": "a rule with this id exists"})
     return jsonify(
@@ -463,7 +463,7 @@ def rule_dry_run() -> BaseResponse | tuple[BaseResponse, int]:
         return jsonify(error="fix the rule first", errors=_relative(problems, None)), 422
     try:
         sample = sample_from_form(form, now())
-        result = rules_admin.dry_run(
+        result = rules_service.dry_run(
             runtime().intake,
             None,
             sample,
@@ -485,7 +485,7 @@ def rule_dry_run() -> BaseResponse | tuple[BaseResponse, int]:
 def rule_versions() -> str:
     """Show the version history with what each version changed."""
     page, per_page = page_args(default=20)
-    listed = rules_admin.list_versions(runtime().db, page, per_page)
+    listed = rules_service.list_versions(runtime().db, page, per_page)
     return render_template("console/rule_versions.html", listed=listed, current=_state().version)
 
 
@@ -494,7 +494,7 @@ def rule_versions() -> str:
 def rule_version(version: int) -> str | tuple[str, int]:
     """Show one stored version in full."""
     try:
-        data = rules_admin.get_version(runtime().db, version)
+        data = rules_service.get_version(runtime().db, version)
     except NotFound as exc:
         return render_template("console/error.html", title="Not found", message=exc.message), 404
     return render_template("console/rule_version.html", data=data, current=_state().version)
@@ -506,7 +506,7 @@ def rule_rollback(version: int) -> BaseResponse:
     """Roll back: store a new version equal to this one."""
     rt = runtime()
     try:
-        state = rules_admin.rollback(
+        state = rules_service.rollback(
             rt.db,
             rt.policy,
             version,

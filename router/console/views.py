@@ -35,13 +35,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from router.domain import StaffRole
+from router.core.domain import StaffRole
+from router.core.validation import trusted_forwarded
 from router.runtime import runtime
-from router.services import staff as staff_login
+from router.services import logins as staff_login
 from router.services.errors import ServiceError
+from router.services.logins import LoginLimits, LoginRefusal, StaffIdentity, verify_password
 from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
-from router.services.staff import LoginLimits, LoginRefusal, StaffIdentity, verify_password
-from router.validation import trusted_forwarded
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from config.policy import Policy
 from config.settings import Settings
-from router.db import Database
 from router.scheduler import maintenance
 from router.scheduler.state import SWEEP_JOB, holder_name, record_run
 from router.services.notify import Notifier
 from router.services.sla_monitor import SlaMonitor
+from router.store.db import Database
 
 if TYPE_CHECKING:
     from router.runtime import Runtime

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from channels.email.models import WebhookReplayToken
-from router.calendar import as_utc
-from router.db import Database
-from router.domain import Tier
-from router.models import Account, ConsoleLoginLock, ConsoleSession, PinLockout
+from router.core.calendar import as_utc
+from router.core.domain import Tier
 from router.scheduler.state import rowcount
 from router.services import audit, ratelimit
-from router.services.staff import FORGET_AFTER
+from router.services.logins import FORGET_AFTER
+from router.store.db import Database
+from router.store.models import Account, ConsoleLoginLock, ConsoleSession, PinLockout
+from router.store.models.email import WebhookReplayToken
 
 log = logging.getLogger(__name__)
 

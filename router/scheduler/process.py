@@ -26,7 +26,6 @@ from apscheduler.schedulers.base import STATE_STOPPED
 
 from config.policy import Policy
 from config.settings import Settings
-from router.db import Database
 from router.mailer import Mailer
 from router.runtime import Runtime
 from router.scheduler import jobs
@@ -34,6 +33,7 @@ from router.scheduler.lock import SchedulerLock, lock_for
 from router.scheduler.state import holder_name, record_heartbeat
 from router.services.notify import HttpWebhookPoster, Notifier, WebhookPoster
 from router.services.sla_monitor import SlaMonitor
+from router.store.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Result, select, update
 from sqlalchemy.exc import IntegrityError
 
-from router.db import Database
-from router.scheduler.models import PROCESS_ROW, SchedulerState
+from router.store.db import Database
+from router.store.models.scheduler import PROCESS_ROW, SchedulerState
 
 SWEEP_JOB = "sla-sweep"
 _MAX_ERROR = 2000

@@ -1,13 +1,16 @@
-"""The audit log: who changed what, when, before and after."""
+"""The audit log: record who changed what, when, before and after, and read it back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import AuditEntry
+from router.services.paging import iso, paginate
+from router.store.db import Database
+from router.store.models import AuditEntry
 
 
 def record(
@@ -33,3 +36,51 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def entry_dict(entry: AuditEntry) -> dict[str, Any]:
+    """Return an audit entry."""
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+def list_entries(
+    db: Database,
+    *,
+    page: int,
+    per_page: int,
+    actor: str | None = None,
+    action: str | None = None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Return audit entries, newest first, filtered by who, what, which and when."""
+    stmt = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if actor:
+        stmt = stmt.where(AuditEntry.actor == actor.strip().lower())
+    if action:
+        # "rule" matches rule.create, rule.update, ...; "rule.create" matches only itself.
+        if "." in action:
+            stmt = stmt.where(AuditEntry.action == action)
+        else:
+            stmt = stmt.where(AuditEntry.action.startswith(action + ".", autoescape=True))
+    if entity_type:
+        stmt = stmt.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.at < until)
+    with db.session() as session:
+        return paginate(session, stmt, page, per_page, entry_dict)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from config.policy import Policy
-from router.db import Database
-from router.models import Queue, RuleSetVersion
 from router.services import audit
+from router.store.db import Database
+from router.store.models import Queue, RuleSetVersion
 
 
 @dataclass(frozen=True)

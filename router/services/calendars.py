@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from config.policy import Policy, Region
-from router.calendar import BusinessCalendar, Interval
-from router.db import Database
-from router.models import CalendarOverride
+from router.core.calendar import BusinessCalendar, Interval
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.paging import iso, paginate, paginate_list
 from router.services.routing import RoutingCache, parse_hours
+from router.store.db import Database
+from router.store.models import CalendarOverride
 
 SCHEDULE_DAYS = 14
 MAX_SCHEDULE_DAYS = 62

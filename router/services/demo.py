@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from config.policy import Policy
-from router.db import Database
-from router.models import Account, StaffUser
-from router.services.accounts import ImportSummary, import_accounts_csv
+from router.services.account_import import ImportSummary, import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
-from router.services.staff import create_staff, issue_token
+from router.services.logins import create_staff, issue_token
+from router.store.db import Database
+from router.store.models import Account, StaffUser
 
 DEMO_STAFF_EMAIL = "ops@support.example"
 DEMO_STAFF_PASSWORD = "demo-password-change-me"

@@ -27,11 +27,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import insert, or_, select, update
 
-from router.calendar import as_utc
-from router.db import Database
+from router.core.calendar import as_utc
 from router.mailer import Mailer, MailError
-from router.models import ContactEvent, OpsEvent
-from router.scheduler.models import Notification
+from router.store.db import Database
+from router.store.models import ContactEvent, OpsEvent
+from router.store.models.scheduler import Notification
 
 log = logging.getLogger(__name__)
 

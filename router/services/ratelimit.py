@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from router.models import RateLimitBucket
+from router.store.models import RateLimitBucket
 
 
 @dataclass(frozen=True)

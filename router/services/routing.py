@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
-from router.calendar import DEFAULT_HOURS, BusinessCalendar, Interval, region_calendar
-from router.models import CalendarOverride, Queue, RuleSetVersion
-from router.rules import RuleSet, compile_rules
+from router.core.calendar import DEFAULT_HOURS, BusinessCalendar, Interval, region_calendar
+from router.core.rules import RuleSet, compile_rules
+from router.store.models import CalendarOverride, Queue, RuleSetVersion
 
 # Overrides further back than this cannot affect a clock started now (the longest target is
 # "end of next business day"); loading only recent ones keeps the query small.

@@ -8,7 +8,7 @@ queueing behind each other. Every query is a range scan on ``ix_contacts_sla_war
 ``ix_contacts_sla_due`` (state first, then the instant), so a sweep reads the contacts that are
 due, never the contacts that are merely open.
 
-Re-grading (router.services.contacts_admin) recomputes warning_at/due_at and the recorded state;
+Re-grading (router.services.contacts) recomputes warning_at/due_at and the recorded state;
 the sweep always reads the instants as they are now, so a re-graded clock fires at its new points.
 Contacts whose first response is recorded (met/missed) or that have no clock (none) are never read.
 """
@@ -27,11 +27,11 @@ from sqlalchemy import ColumnElement, Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from config.policy import EscalationPolicy, Policy
-from router.calendar import as_utc
-from router.db import Database
-from router.domain import ContactStatus, SlaState
-from router.models import Account, Contact, ContactEvent, Queue
-from router.scheduler.models import Notification
+from router.core.calendar import as_utc
+from router.core.domain import ContactStatus, SlaState
+from router.store.db import Database
+from router.store.models import Account, Contact, ContactEvent, Queue
+from router.store.models.scheduler import Notification
 
 log = logging.getLogger(__name__)
 

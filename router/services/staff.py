@@ -1,473 +1,314 @@
-"""Staff users, their API tokens, and console log-ins (lock-outs, throttling, sessions)."""
+"""Staff users and API tokens for administrators: list, create, change, issue and revoke."""
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import math
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from config.settings import Settings
-from router.db import Database
-from router.domain import StaffRole
-from router.models import ApiToken, ConsoleLoginLock, ConsoleSession, StaffUser
-from router.services import audit, ratelimit
-from router.services.ratelimit import RateLimit
-from router.validation import normalise_email
+from router.core.domain import StaffRole
+from router.core.validation import normalise_email
+from router.services import audit
+from router.services.errors import Conflict, Invalid, NotFound
+from router.services.logins import StaffError, create_staff, issue_token, revoke_sessions
+from router.services.paging import contains_text, iso, paginate
+from router.store.db import Database
+from router.store.models import ApiToken, ConsoleLoginLock, StaffUser
 
-TOKEN_PREFIX = "crt_"
+MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 
 
-class StaffError(ValueError):
-    """A staff operation that cannot be done; the message says why."""
+def staff_dict(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any]:
+    """Return a staff user (never the password hash) and until when their log-in is locked."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "active": user.active,
+        "has_password": bool(user.password_hash),
+        "created_at": iso(user.created_at),
+        "login_locked_until": iso(locked_until),
+    }
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    """A freshly issued token: the only moment its plaintext exists."""
-
-    token: str
-    token_id: int
-    email: str
-    role: str
-
-
-@dataclass(frozen=True)
-class StaffIdentity:
-    """Who is calling the API, as far as permissions go."""
-
-    id: int
-    email: str
-    role: StaffRole
+def _locks(session: Session, emails: list[str], now: datetime) -> dict[str, datetime]:
+    """Return the console log-in lock-outs in force for these addresses."""
+    if not emails:
+        return {}
+    rows = session.execute(
+        select(ConsoleLoginLock.email, ConsoleLoginLock.locked_until).where(
+            ConsoleLoginLock.email.in_(emails), ConsoleLoginLock.locked_until > now
+        )
+    )
+    return {email: until for email, until in rows if until is not None}
 
 
-def token_digest(token: str) -> str:
-    """Return the stored form of a token (tokens are 256 random bits, so SHA-256 suffices)."""
-    return hashlib.sha256(token.encode()).hexdigest()
+def token_dict(token: ApiToken, now: datetime) -> dict[str, Any]:
+    """Return a token's metadata (its prefix, never the token)."""
+    expired = token.expires_at is not None and token.expires_at <= now
+    return {
+        "id": token.id,
+        "staff_id": token.staff_user_id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+        "active": token.revoked_at is None and not expired,
+    }
 
 
-def create_staff(
+def list_staff(
+    db: Database,
+    *,
+    page: int,
+    per_page: int,
+    role: str | None = None,
+    active: bool | None = None,
+    q: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Return staff users by email, each with their log-in lock-out if one is in force."""
+    stmt = select(StaffUser).order_by(StaffUser.email)
+    if role:
+        stmt = stmt.where(StaffUser.role == role)
+    if active is not None:
+        stmt = stmt.where(StaffUser.active.is_(active))
+    if q:
+        stmt = stmt.where(contains_text(q, StaffUser.email, StaffUser.name))
+    with db.session() as session:
+        listed = paginate(session, stmt, page, per_page, staff_dict)
+        locks = _locks(session, [item["email"] for item in listed["items"]], now or _now())
+    for item in listed["items"]:
+        item["login_locked_until"] = iso(locks.get(item["email"]))
+    return listed
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _user(session: Session, staff_id: int) -> StaffUser:
+    user = session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound(f"no staff user {staff_id}")
+    return user
+
+
+def get_staff(db: Database, staff_id: int, now: datetime) -> dict[str, Any]:
+    """Return a staff user with their tokens."""
+    with db.session() as session:
+        user = _user(session, staff_id)
+        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
+        data["tokens"] = [
+            token_dict(token, now)
+            for token in session.scalars(
+                select(ApiToken).where(ApiToken.staff_user_id == user.id).order_by(ApiToken.id)
+            )
+        ]
+        return data
+
+
+def add_staff(
     db: Database,
     email: str,
     role: str,
     *,
-    name: str | None = None,
-    password: str | None = None,
-    actor: str = "cli",
-) -> StaffUser:
-    """Create a staff user; raise StaffError for a bad role, email or a duplicate."""
+    name: str | None,
+    password: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    """Create a staff user (409 if the email is taken)."""
     try:
         address = normalise_email(email)
     except ValueError as exc:
-        raise StaffError(str(exc)) from None
-    try:
-        staff_role = StaffRole(role)
-    except ValueError:
-        raise StaffError(f"unknown role {role!r}; use viewer, editor or admin") from None
-    if password is not None and len(password) < 12:
-        raise StaffError("a password needs at least 12 characters")
-    with db.transaction() as session:
+        raise Invalid(str(exc), errors={"email": [str(exc)]}) from None
+    with db.session() as session:
         if session.scalar(select(StaffUser.id).where(StaffUser.email == address)) is not None:
-            raise StaffError(f"staff user {address} already exists")
-        user = StaffUser(
-            email=address,
-            name=name,
-            role=staff_role.value,
-            password_hash=_hasher.hash(password) if password else None,
-        )
-        session.add(user)
-        session.flush()
-        audit.record(
-            session,
-            actor=actor,
-            action="staff.create",
-            entity_type="staff_user",
-            entity_id=address,
-            after={"email": address, "role": staff_role.value, "name": name},
-        )
-    return user
+            raise Conflict(f"staff user {address} already exists")
+    try:
+        user = create_staff(db, address, role, name=name, password=password, actor=actor)
+    except StaffError as exc:
+        if "already exists" in str(exc):
+            raise Conflict(str(exc)) from None
+        raise Invalid(str(exc)) from None
+    return staff_dict(user)
 
 
-def issue_token(
+def _active_admins(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                StaffUser.role == StaffRole.ADMIN.value, StaffUser.active.is_(True)
+            )
+        )
+        or 0
+    )
+
+
+def update_staff(
     db: Database,
-    email: str,
+    staff_id: int,
+    changes: Mapping[str, Any],
     *,
-    name: str = "cli",
-    actor: str = "cli",
-    replace: bool = False,
-    expires_at: datetime | None = None,
-) -> IssuedToken:
-    """Issue a new API token for a staff user; ``replace`` revokes their tokens of that name."""
-    address = email.strip().lower()
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    now = datetime.now(UTC)
-    with db.transaction() as session:
-        user = session.scalar(select(StaffUser).where(StaffUser.email == address))
-        if user is None or not user.active:
-            raise StaffError(f"no active staff user {address}")
-        if replace:
-            for old in session.scalars(
-                select(ApiToken).where(
-                    ApiToken.staff_user_id == user.id,
-                    ApiToken.name == name,
-                    ApiToken.revoked_at.is_(None),
-                )
-            ):
-                old.revoked_at = now
-        record = ApiToken(
-            staff_user_id=user.id,
-            name=name,
-            token_hash=token_digest(token),
-            prefix=token[: len(TOKEN_PREFIX) + 4],
-            created_at=now,
-            expires_at=expires_at,
+    actor: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Change a staff user's name, role, active flag or password; one active admin must remain."""
+    # Deactivating a user or changing their password ends their console sessions (below).
+    now = now or _now()
+    if "role" in changes and changes["role"] not in {role.value for role in StaffRole}:
+        raise Invalid("unknown role", errors={"role": ["viewer, editor or admin"]})
+    password = changes.get("password")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise Invalid(
+            f"a password needs at least {MIN_PASSWORD} characters",
+            errors={"password": [f"at least {MIN_PASSWORD} characters"]},
         )
-        session.add(record)
+    with db.transaction() as session:
+        user = _user(session, staff_id)
+        before = staff_dict(user)
+        was_admin = user.role == StaffRole.ADMIN.value and user.active
+        if "name" in changes:
+            user.name = (changes["name"] or "").strip() or None
+        if "role" in changes:
+            user.role = changes["role"]
+        if "active" in changes:
+            user.active = bool(changes["active"])
+        if password is not None:
+            user.password_hash = _hasher.hash(password)
+        still_admin = user.role == StaffRole.ADMIN.value and user.active
+        if was_admin and not still_admin:
+            session.flush()
+            if _active_admins(session) == 0:
+                raise Conflict("this is the last active admin; make another admin first")
         session.flush()
+        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
+        after = dict(data)
+        if password is not None:
+            after["password_changed"] = True
+        if password is not None or not user.active:
+            after["sessions_revoked"] = revoke_sessions(session, user.id, now)
         audit.record(
             session,
             actor=actor,
-            action="token.issue",
-            entity_type="api_token",
-            entity_id=str(record.id),
-            after={
-                "staff": address,
-                "name": name,
-                "prefix": record.prefix,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-            },
-        )
-        return IssuedToken(token=token, token_id=record.id, email=address, role=user.role)
-
-
-def authenticate_token(db: Database, token: str, now: datetime) -> StaffIdentity | None:
-    """Return the staff identity behind a bearer token, or None if it is unknown or revoked."""
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    with db.session() as session:
-        row = session.execute(
-            select(ApiToken, StaffUser)
-            .join(StaffUser, ApiToken.staff_user_id == StaffUser.id)
-            .where(ApiToken.token_hash == token_digest(token))
-        ).first()
-        if row is None:
-            return None
-        record, user = row
-        if record.revoked_at is not None or not user.active:
-            return None
-        if record.expires_at is not None and record.expires_at <= now:
-            return None
-        return StaffIdentity(id=user.id, email=user.email, role=StaffRole(user.role))
-
-
-def verify_password(db: Database, email: str, password: str) -> StaffIdentity | None:
-    """Return the identity for a correct email and password, else None."""
-    with db.session() as session:
-        user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
-        if user is None or not user.active or not user.password_hash:
-            _hasher.hash("timing-equaliser")  # same cost whether or not the user exists
-            return None
-        try:
-            _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        return StaffIdentity(id=user.id, email=user.email, role=StaffRole(user.role))
-
-
-# -- console log-in: lock-outs, per-address throttling and server-side sessions ----------------
-
-# A quiet day forgets a run of failed log-ins, and a day past its end a lock-out's back-off.
-FORGET_AFTER = timedelta(days=1)
-# A session's last-seen time is written at most this often (one indexed read per request else).
-TOUCH_EVERY = timedelta(minutes=1)
-SESSION_TOKEN_BYTES = 32
-_IP_BUCKET = "console-login:ip:"
-
-
-@dataclass(frozen=True)
-class LoginLimits:
-    """How many failed log-ins are allowed, and how long console sessions last."""
-
-    lockout_failures: int = 5
-    lockout_seconds: int = 300
-    lockout_max_seconds: int = 3600
-    ip_failures: int = 20
-    ip_window_seconds: int = 600
-    session_idle: timedelta = timedelta(minutes=120)
-    session_max: timedelta = timedelta(hours=12)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LoginLimits:
-        """Return the limits the settings configure."""
-        return cls(
-            lockout_failures=settings.console_login_lockout_failures,
-            lockout_seconds=settings.console_login_lockout_seconds,
-            lockout_max_seconds=settings.console_login_lockout_max_seconds,
-            ip_failures=settings.console_login_ip_failures,
-            ip_window_seconds=settings.console_login_ip_window_seconds,
-            session_idle=timedelta(minutes=settings.console_session_idle_minutes),
-            session_max=timedelta(hours=settings.console_session_max_hours),
-        )
-
-    @property
-    def per_address(self) -> RateLimit:
-        """Return the allowance of failed log-ins from one client address."""
-        return RateLimit.per_window(self.ip_failures, self.ip_window_seconds)
-
-
-@dataclass(frozen=True)
-class LoginRefusal:
-    """Why a log-in attempt was refused without checking the password, and until when."""
-
-    reason: str  # "throttled": too many failures from the address; "locked": the email is
-    retry_at: datetime
-
-    def retry_after_seconds(self, now: datetime) -> int:
-        """Return the whole seconds until an attempt may succeed (at least 1)."""
-        return max(1, math.ceil((self.retry_at - now).total_seconds()))
-
-
-def lockout_length(lockouts: int, limits: LoginLimits) -> timedelta:
-    """Return how long the ``lockouts``-th lock-out in a row lasts: doubling, up to the maximum."""
-    seconds = limits.lockout_seconds * 2 ** min(max(lockouts, 1) - 1, 40)
-    return timedelta(seconds=min(seconds, limits.lockout_max_seconds))
-
-
-def address_bucket(ip: str) -> str:
-    """Return the rate-limit bucket of a client address (an IPv6 client owns a whole /64)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return _IP_BUCKET + "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return _IP_BUCKET + str(address.ipv4_mapped)
-        return _IP_BUCKET + str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return _IP_BUCKET + str(address)
-
-
-# The longest address SMTP carries (RFC 5321 4.5.3.1.3: 256 with its angle brackets); the audit
-# log and the lock-out table name the address, so longer input is no one's and stored nowhere.
-_LOGIN_EMAIL_MAX = 254
-
-
-def login_email(raw: str) -> str | None:
-    """Return the address a log-in names, or None when it cannot be any staff user's."""
-    if len(raw) > _LOGIN_EMAIL_MAX or any(ord(char) < 32 or ord(char) == 127 for char in raw):
-        return None  # PostgreSQL text refuses NUL; no address holds a control character
-    try:
-        return normalise_email(raw)
-    except ValueError:
-        return None
-
-
-def check_login_allowed(
-    db: Database, email: str | None, ip: str, limits: LoginLimits, now: datetime
-) -> LoginRefusal | None:
-    """Take an attempt from the client's allowance; refuse if it is spent or ``email`` locked."""
-    # Called before any password is checked, so a refusal says nothing about the password.
-    with db.transaction() as session:
-        decision = ratelimit.take(session, address_bucket(ip), limits.per_address, now=now)
-        if not decision.allowed:
-            wait = timedelta(seconds=math.ceil(decision.retry_after_seconds))
-            return LoginRefusal("throttled", now + wait)
-        if email is not None:
-            until = session.scalar(
-                select(ConsoleLoginLock.locked_until).where(ConsoleLoginLock.email == email)
-            )
-            if until is not None and until > now:
-                return LoginRefusal("locked", until)
-    return None
-
-
-def record_login_failure(
-    db: Database, email: str | None, ip: str, limits: LoginLimits, now: datetime
-) -> LoginRefusal | None:
-    """Count a failed log-in for ``email``; return the lock-out if this one started it."""
-    # Addresses no staff user has are counted alike, so no answer tells them apart.
-    if email is None:
-        return None
-    forget = now - FORGET_AFTER
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    with db.transaction() as session:
-        # Insert first, then lock the row: concurrent failures from other processes serialise
-        # here (PostgreSQL row lock; SQLite's single writer), so none is lost.
-        # An upsert, not "do nothing": it locks an existing row at once, so a concurrent delete
-        # (a log-in's clean-up, the purge) cannot remove it before the select below.
-        statement = insert(ConsoleLoginLock).values(
-            email=email, failures=0, lockouts=0, locked_until=None, last_failure_at=now
-        )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["email"], set_={"email": statement.excluded.email}
-            )
-        )
-        lock = session.scalars(
-            select(ConsoleLoginLock).where(ConsoleLoginLock.email == email).with_for_update()
-        ).one()
-        if lock.last_failure_at < forget:
-            lock.failures = 0
-        if lock.locked_until is not None and lock.locked_until < forget:
-            lock.lockouts = 0
-        lock.failures += 1
-        lock.last_failure_at = now
-        audit.record(
-            session,
-            actor="anonymous",
-            action="login.failed",
+            action="staff.update",
             entity_type="staff_user",
-            entity_id=email,
-            after={"ip": ip, "failures": lock.failures},
+            entity_id=user.email,
+            before=before,
+            after=after,
             at=now,
         )
-        refusal = None
-        already_locked = lock.locked_until is not None and lock.locked_until > now
-        if lock.failures >= limits.lockout_failures and not already_locked:
-            lock.lockouts += 1
-            lock.failures = 0
-            lock.locked_until = now + lockout_length(lock.lockouts, limits)
+        return data
+
+
+def list_tokens(
+    db: Database,
+    staff_id: int,
+    now: datetime,
+    *,
+    page: int,
+    per_page: int,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    """Return a staff user's tokens, newest first."""
+    with db.session() as session:
+        _user(session, staff_id)
+        stmt = (
+            select(ApiToken).where(ApiToken.staff_user_id == staff_id).order_by(ApiToken.id.desc())
+        )
+        if active is True:
+            stmt = stmt.where(
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            )
+        elif active is False:
+            stmt = stmt.where(or_(ApiToken.revoked_at.is_not(None), ApiToken.expires_at <= now))
+        return paginate(session, stmt, page, per_page, lambda token: token_dict(token, now))
+
+
+def create_token(
+    db: Database,
+    staff_id: int,
+    *,
+    name: str,
+    expires_at: datetime | None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Issue a token; the answer is the only place the token ever appears."""
+    if expires_at is not None and expires_at <= now:
+        raise Invalid("expires_at must be in the future", errors={"expires_at": ["in the past"]})
+    with db.session() as session:
+        user = _user(session, staff_id)
+        email, active = user.email, user.active
+    if not active:
+        raise Conflict(f"staff user {email} is deactivated")
+    try:
+        issued = issue_token(db, email, name=name, actor=actor, expires_at=expires_at)
+    except StaffError as exc:
+        raise Conflict(str(exc)) from None
+    with db.session() as session:
+        token = session.get(ApiToken, issued.token_id)
+        assert token is not None
+        data = token_dict(token, now)
+    data["token"] = issued.token
+    return data
+
+
+def revoke_token(
+    db: Database, staff_id: int, token_id: int, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Revoke a token at once (revoking twice is harmless)."""
+    with db.transaction() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None or token.staff_user_id != staff_id:
+            raise NotFound(f"no token {token_id} of staff user {staff_id}")
+        before = token_dict(token, now)
+        if token.revoked_at is None:
+            token.revoked_at = now
+            session.flush()
             audit.record(
                 session,
-                actor="anonymous",
-                action="login.locked",
-                entity_type="staff_user",
-                entity_id=email,
-                after={
-                    "ip": ip,
-                    "locked_until": lock.locked_until.isoformat(),
-                    "in_a_row": lock.lockouts,
-                },
+                actor=actor,
+                action="token.revoke",
+                entity_type="api_token",
+                entity_id=str(token.id),
+                before=before,
+                after=token_dict(token, now),
                 at=now,
             )
-            refusal = LoginRefusal("locked", lock.locked_until)
-        # Forgotten runs of failures (mostly addresses no staff user has) are dropped here,
-        # where they are made, so the table stays as small as the attempts of the last day.
-        session.execute(
-            delete(ConsoleLoginLock).where(
-                ConsoleLoginLock.last_failure_at < forget,
-                or_(
-                    ConsoleLoginLock.locked_until.is_(None), ConsoleLoginLock.locked_until < forget
-                ),
-            )
-        )
-        return refusal
+        return token_dict(token, now)
 
 
-def start_session(
-    db: Database, identity: StaffIdentity, ip: str, limits: LoginLimits, now: datetime
-) -> str:
-    """Record a successful log-in and open a console session; return its token (for the cookie)."""
-    # The attempt taken from the client's allowance is given back: only failures count there.
-    token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Lift a staff user's console log-in lock-out and forget their failed log-ins."""
+    # Unlocking a user who is not locked changes nothing and records nothing (idempotent).
     with db.transaction() as session:
-        ratelimit.give_back(session, address_bucket(ip), limits.per_address)
-        session.execute(delete(ConsoleLoginLock).where(ConsoleLoginLock.email == identity.email))
-        # The user's ended sessions are dropped when they start a new one.
-        session.execute(
-            delete(ConsoleSession).where(
-                ConsoleSession.staff_user_id == identity.id,
-                or_(
-                    ConsoleSession.revoked_at.is_not(None),
-                    ConsoleSession.expires_at <= now,
-                    ConsoleSession.last_seen_at <= now - limits.session_idle,
-                ),
+        user = _user(session, staff_id)
+        lock = session.get(ConsoleLoginLock, user.email)
+        if lock is not None:
+            before = {
+                "locked_until": iso(lock.locked_until),
+                "failures": lock.failures,
+                "lockouts": lock.lockouts,
+            }
+            session.delete(lock)
+            audit.record(
+                session,
+                actor=actor,
+                action="login.unlocked",
+                entity_type="staff_user",
+                entity_id=user.email,
+                before=before,
+                after={"locked_until": None, "failures": 0, "lockouts": 0},
+                at=now,
             )
-        )
-        session.add(
-            ConsoleSession(
-                token_hash=token_digest(token),
-                staff_user_id=identity.id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + limits.session_max,
-                ip=ip[:64],
-            )
-        )
-        audit.record(
-            session,
-            actor=identity.email,
-            action="login.succeeded",
-            entity_type="staff_user",
-            entity_id=identity.email,
-            after={"ip": ip},
-            at=now,
-        )
-    return token
-
-
-def session_identity(
-    db: Database, token: str, limits: LoginLimits, now: datetime
-) -> StaffIdentity | None:
-    """Return who a live console session belongs to (None: unknown, revoked, expired, inactive)."""
-    # One indexed read per request; last_seen_at is written at most once a minute.
-    with db.session() as session:
-        row = session.execute(
-            select(
-                ConsoleSession.id,
-                ConsoleSession.last_seen_at,
-                ConsoleSession.expires_at,
-                ConsoleSession.revoked_at,
-                StaffUser.id.label("staff_id"),
-                StaffUser.email,
-                StaffUser.role,
-                StaffUser.active,
-            )
-            .join(StaffUser, ConsoleSession.staff_user_id == StaffUser.id)
-            .where(ConsoleSession.token_hash == token_digest(token))
-        ).first()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or not row.active
-        or row.expires_at <= now
-        or row.last_seen_at + limits.session_idle <= now
-    ):
-        return None
-    if now - row.last_seen_at >= TOUCH_EVERY:
-        with db.transaction() as session:
-            session.execute(
-                update(ConsoleSession)
-                .where(ConsoleSession.id == row.id, ConsoleSession.last_seen_at < now)
-                .values(last_seen_at=now)
-            )
-    return StaffIdentity(id=row.staff_id, email=row.email, role=StaffRole(row.role))
-
-
-def end_session(db: Database, token: str, now: datetime) -> None:
-    """Revoke a console session (log-out): its cookie opens nothing afterwards."""
-    with db.transaction() as session:
-        row = session.execute(
-            select(ConsoleSession, StaffUser.email)
-            .join(StaffUser, ConsoleSession.staff_user_id == StaffUser.id)
-            .where(ConsoleSession.token_hash == token_digest(token))
-        ).first()
-        if row is None or row[0].revoked_at is not None:
-            return
-        row[0].revoked_at = now
-        audit.record(
-            session,
-            actor=row.email,
-            action="login.logged_out",
-            entity_type="staff_user",
-            entity_id=row.email,
-            at=now,
-        )
-
-
-def revoke_sessions(session: Session, staff_user_id: int, now: datetime) -> int:
-    """Revoke every open console session of a staff user (in the caller's transaction)."""
-    result = session.execute(
-        update(ConsoleSession)
-        .where(ConsoleSession.staff_user_id == staff_user_id, ConsoleSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+        return staff_dict(user)

@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email.models import EmailMessage, EmailOutbox
-from channels.voice.models import IvrCall
 from config.policy import Policy
-from router.db import Database
-from router.models import Contact, ContactEvent, PinAttempt
 from router.runtime import EXTENSION_KEY
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent, PinAttempt
+from router.store.models.email import EmailMessage, EmailOutbox
+from router.store.models.voice import IvrCall
 from tests.reliability.harness import (
     app_settings,
     census,

@@ -26,10 +26,10 @@ from werkzeug.test import TestResponse
 from app import create_app
 from config.settings import Settings, SettingsError
 from router.console.views import CLOCK_KEY
-from router.models import AuditEntry, ConsoleSession, StaffUser
 from router.runtime import EXTENSION_KEY, Runtime
-from router.services import staff, staff_admin
-from router.services.staff import create_staff, issue_token
+from router.services import logins, staff
+from router.services.logins import create_staff, issue_token
+from router.store.models import AuditEntry, ConsoleSession, StaffUser
 from tests.api.conftest import migrated_database
 from tests.conftest import make_settings
 
@@ -58,8 +58,8 @@ def console_app(param: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logins, "_hasher", cheap)
         patch.setattr(staff, "_hasher", cheap)
-        patch.setattr(staff_admin, "_hasher", cheap)
         for url in migrated_database(param, tmp_path_factory):
             application = create_app(make_settings(url))
             application.config["TESTING"] = True
@@ -437,8 +437,8 @@ def test_a_failure_is_counted_while_a_concurrent_log_in_clears_the_row(login_app
         pytest.skip("SQLite has one writer at a time: no delete can come in between")
     email = new_staff(login_app)
     now = datetime.now(UTC)
-    limits = staff.LoginLimits()
-    staff.record_login_failure(db, email, "203.0.113.5", limits, now)
+    limits = logins.LoginLimits()
+    logins.record_login_failure(db, email, "203.0.113.5", limits, now)
     from sqlalchemy import create_engine, event, text
     from sqlalchemy.exc import OperationalError
 
@@ -462,11 +462,11 @@ def test_a_failure_is_counted_while_a_concurrent_log_in_clears_the_row(login_app
 
     event.listen(db.engine, "after_cursor_execute", concurrent_delete)
     try:
-        staff.record_login_failure(db, email, "203.0.113.5", limits, now)
+        logins.record_login_failure(db, email, "203.0.113.5", limits, now)
     finally:
         event.remove(db.engine, "after_cursor_execute", concurrent_delete)
         other.dispose()
     assert outcome == ["waited"]
     with db.session() as session:
-        lock = session.get(staff.ConsoleLoginLock, email)
+        lock = session.get(logins.ConsoleLoginLock, email)
         assert lock is not None and lock.failures == 2

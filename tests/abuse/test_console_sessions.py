@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from router.models import ConsoleSession, StaffUser
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.logins import issue_token
+from router.store.models import ConsoleSession, StaffUser
 from tests.abuse.test_console_login import (
     PASSWORD,
     Clock,

@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import create_app
-from channels.email.models import EmailOutbox
 from channels.email.service import REJECTIONS_BUCKET
-from router.db import Database
 from router.runtime import EXTENSION_KEY
 from router.services import ratelimit
+from router.store.db import Database
+from router.store.models.email import EmailOutbox
 from tests.abuse.conftest import abuse_settings
 from tests.abuse.test_email_senders import passing, post_mime, raw_mail
 

@@ -16,7 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from router.db import Database
+from router.store.db import Database
 from tests.abuse.conftest import POSTMARK, SENDGRID, basic
 from tests.abuse.test_email_senders import (  # the module's app and its fixtures, shared
     ALICE,

@@ -21,12 +21,12 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email.models import EmailMessage
-from router.db import Database
-from router.models import Contact, ContactEvent
 from router.runtime import EXTENSION_KEY
 from router.services.demo import DEMO_STAFF_EMAIL
-from router.services.staff import create_staff, issue_token
+from router.services.logins import create_staff, issue_token
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent
+from router.store.models.email import EmailMessage
 from tests.abuse.conftest import POSTMARK, SENDGRID, abuse_settings, basic
 from tests.abuse.conftest import mailgun_signature as signed
 from tests.reliability.harness import MIME_TOKEN

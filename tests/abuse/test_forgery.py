@@ -20,9 +20,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from channels.voice.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, sign
-from router.models import Admin
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.logins import issue_token
+from router.store.models import Admin
 from tests.abuse.conftest import (
     MAILGUN_KEY,
     POSTMARK,

@@ -19,12 +19,12 @@ from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from channels.email.models import EmailMessage
-from channels.voice.models import IvrCall
-from router.db import Database
-from router.models import Account, Contact, ContactEvent
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.logins import issue_token
+from router.store.db import Database
+from router.store.models import Account, Contact, ContactEvent
+from router.store.models.email import EmailMessage
+from router.store.models.voice import IvrCall
 from tests.abuse.conftest import Guard
 from tests.reliability.harness import (
     PUBLIC,

@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from router.models import AuditEntry, Queue
+from router.core.validation import JSON_MAX_DEPTH, json_body_problem
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
-from router.validation import JSON_MAX_DEPTH, json_body_problem
+from router.services.logins import issue_token
+from router.store.models import AuditEntry, Queue
 from tests.abuse.conftest import Guard
 from tests.reliability.harness import portal_token
 

@@ -24,7 +24,7 @@ from flask import Flask
 from channels.voice.signature import SIGNATURE_HEADER
 from config.policy import Policy
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.logins import issue_token
 from tests.abuse.conftest import EMAIL_LIMIT, POSTMARK, SENDGRID, Guard, basic, mailgun_signature
 from tests.reliability.harness import (
     HOST,

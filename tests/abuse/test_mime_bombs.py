@@ -25,9 +25,9 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email.models import EmailMessage
-from router.models import ContactEvent
 from router.runtime import EXTENSION_KEY
+from router.store.models import ContactEvent
+from router.store.models.email import EmailMessage
 from tests.abuse.conftest import (
     EMAIL_LIMIT,
     POSTMARK,

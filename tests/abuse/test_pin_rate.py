@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from channels.voice.simulate import parse_twiml
-from router.models import PinAttempt, PinLockout
+from router.store.models import PinAttempt, PinLockout
 from tests.reliability.harness import (
     Delivery,
     Server,

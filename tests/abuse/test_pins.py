@@ -24,9 +24,9 @@ from werkzeug.test import TestResponse
 from app import create_app
 from channels.voice.simulate import parse_twiml
 from config.policy import Policy
-from router.models import OpsEvent, PinAttempt, PinLockout
 from router.runtime import EXTENSION_KEY
-from router.services.staff import issue_token
+from router.services.logins import issue_token
+from router.store.models import OpsEvent, PinAttempt, PinLockout
 from tests.reliability.harness import (
     ACME_PIN,
     app_settings,

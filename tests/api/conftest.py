@@ -20,13 +20,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import create_app
-from router import migrate
-from router.db import scratch_schema
-from router.domain import Category, Channel, Severity, Topic
+from router.core.domain import Category, Channel, Severity, Topic
+from router.intake.service import ContactRequest, IntakeResult
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import load_demo_data
-from router.services.intake import ContactRequest, IntakeResult
-from router.services.staff import create_staff, issue_token
+from router.services.logins import create_staff, issue_token
+from router.store import migrate
+from router.store.db import scratch_schema
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, make_settings
 
 ROLES = ("viewer", "editor", "admin")

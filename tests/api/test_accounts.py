@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from router.models import AuditEntry, PinLockout, SupportPin
-from router.pins import pin_hash
+from router.core.pins import pin_hash
 from router.runtime import Runtime
+from router.store.models import AuditEntry, PinLockout, SupportPin
 from tests.api.conftest import ApiClient
 
 NEW_ACCOUNT = {

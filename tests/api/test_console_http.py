@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from router.runtime import EXTENSION_KEY
 from router.services.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD
-from router.services.staff import create_staff
+from router.services.logins import create_staff
 from tests.api.conftest import make_contact
 
 PASSWORDS = {"viewer": "viewer-password-12", "editor": "editor-password-12"}

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from router.domain import Category, Channel, Severity, Topic
-from router.models import AuditEntry, Contact
+from router.core.domain import Category, Channel, Severity, Topic
 from router.runtime import Runtime
 from router.services.sla_monitor import SlaMonitor
+from router.store.models import AuditEntry, Contact
 from tests.api.conftest import ApiClient, make_contact
 
 

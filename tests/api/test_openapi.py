@@ -20,9 +20,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import select
 
-from router.models import ApiToken, StaffUser
 from router.runtime import EXTENSION_KEY
-from router.services.staff import create_staff, issue_token, token_digest
+from router.services.logins import create_staff, issue_token, token_digest
+from router.store.models import ApiToken, StaffUser
 from tests.api.conftest import (
     ApiClient,
     demo_app,
@@ -124,7 +124,7 @@ def known_values(api: ApiClient, rt: Any) -> dict[str, Any]:
     """Return real values for every path parameter the API has."""
     from datetime import UTC, datetime, timedelta
 
-    from router.models import Admin, Contact, PinLockout, SupportPin
+    from router.store.models import Admin, Contact, PinLockout, SupportPin
 
     now = datetime.now(UTC)
     with rt.db.transaction() as session:

@@ -10,11 +10,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from router.domain import Channel, Severity, Topic
-from router.models import AuditEntry
+from router.core.domain import Channel, Severity, Topic
 from router.runtime import EXTENSION_KEY, Runtime
-from router.services import queue_admin
-from router.services.staff import create_staff
+from router.services import queues
+from router.services.logins import create_staff
+from router.store.models import AuditEntry
 from tests.api.conftest import ApiClient, current_version, make_contact
 
 
@@ -171,7 +171,7 @@ SYSTEM = {
 def test_system_queues_are_the_ones_the_code_and_policy_need(rt: Runtime) -> None:
     from ivr.machine import FALLBACK_QUEUE
 
-    system = queue_admin.system_queues(rt.policy)
+    system = queues.system_queues(rt.policy)
     assert set(SYSTEM) <= set(system)
     assert FALLBACK_QUEUE in system
     assert {e.queue for e in rt.policy.escalations.values() if e.queue} <= set(system)

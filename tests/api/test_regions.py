@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from router.models import AuditEntry, CalendarOverride
 from router.runtime import Runtime
+from router.store.models import AuditEntry, CalendarOverride
 from tests.api.conftest import ApiClient
 
 

@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from router.models import AuditEntry
 from router.runtime import EXTENSION_KEY
+from router.store.models import AuditEntry
 from tests.api.conftest import ROLES, ApiClient, make_contact
 
 METHODS = ("get", "post", "put", "patch", "delete")

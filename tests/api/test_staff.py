@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from router.models import ApiToken, ConsoleLoginLock
 from router.runtime import Runtime
+from router.store.models import ApiToken, ConsoleLoginLock
 from tests.api.conftest import ApiClient
 
 

@@ -17,10 +17,10 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from router import migrate
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, load_demo_data
-from router.services.staff import create_staff
+from router.services.logins import create_staff
+from router.store import migrate
 from tests.conftest import make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
-from router.domain import Channel, Severity, Topic
-from router.models import Contact
-from router.services import rules_admin
-from router.services.intake import ContactRequest
+from router.core.domain import Channel, Severity, Topic
+from router.intake.service import ContactRequest
+from router.services import rules
+from router.store.models import Contact
 from tests.browser.conftest import (
     EDITOR_EMAIL,
     EDITOR_PASSWORD,
@@ -138,8 +138,8 @@ def test_stale_rule_edit_keeps_the_input(page: Any, live_server: LiveServer) -> 
     page.fill("input[name=description]", "Linux agents (my edit)")
     # Someone else saves a change meanwhile.
     rt = live_server.rt
-    state = rules_admin.get_rules(rt.db, rt.policy)
-    rules_admin.update_rule(
+    state = rules.get_rules(rt.db, rt.policy)
+    rules.update_rule(
         rt.db,
         rt.policy,
         "break-fix-linux",
@@ -195,7 +195,7 @@ def test_forms_need_the_csrf_token(page: Any, live_server: LiveServer) -> None:
         max_redirects=0,
     )
     assert wrong.status == 400
-    state = rules_admin.get_rules(live_server.rt.db, live_server.rt.policy)
+    state = rules.get_rules(live_server.rt.db, live_server.rt.policy)
     assert state.version == int(version or 0)
     assert state.documents[state.index("break-fix-mac")]["enabled"] is True
     # A page on another origin cannot post either: the cookie is SameSite=Lax and no token.
@@ -273,7 +273,7 @@ def test_drag_a_rule_above_another(page: Any, live_server: LiveServer) -> None:
     after = rule_ids(page)
     assert after.index("break-fix-devices") == before.index("break-fix-mac")
     assert after[-1] == "default"
-    state = rules_admin.get_rules(live_server.rt.db, live_server.rt.policy)
+    state = rules.get_rules(live_server.rt.db, live_server.rt.policy)
     assert [doc["id"] for doc in state.documents] == after
     page.locator("#rule-break-fix-devices button[aria-label='Move break-fix-devices down']").click()
     expect(page.locator(".flash.info")).to_contain_text("Moved break-fix-devices")

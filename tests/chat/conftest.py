@@ -24,15 +24,15 @@ from channels.chat.views import EXTENSION as CHAT_EXTENSION
 from channels.chat.views import chat_service
 from config import Settings
 from config.policy import Policy
-from router import migrate
-from router.db import Database, scratch_schema
-from router.models import Account, Base, Contact, ContactEvent
+from router.intake.service import IntakeService
 from router.runtime import EXTENSION_KEY, Runtime
-from router.services.accounts import import_accounts_csv
+from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import _demo_csv
-from router.services.intake import IntakeService
 from router.services.routing import RoutingCache
+from router.store import migrate
+from router.store.db import Database, scratch_schema
+from router.store.models import Account, Base, Contact, ContactEvent
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
 
 # At least 32 bytes, as RFC 7518 asks of an HS256 key (PyJWT warns below that).

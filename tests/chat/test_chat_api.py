@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from router.db import Database
-from router.models import Admin, Contact, ContactEvent
+from router.store.db import Database
+from router.store.models import Admin, Contact, ContactEvent
 from tests.chat.conftest import (
     FRIDAY,
     ISRAEL_SUNDAY,

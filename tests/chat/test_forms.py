@@ -9,8 +9,8 @@ import pytest
 from channels.chat import forms, replies
 from channels.chat.replies import Mode
 from config.policy import Policy
-from router.domain import Category, ContactStatus, Severity, Topic
-from router.entitlement import Access
+from router.core.domain import Category, ContactStatus, Severity, Topic
+from router.core.entitlement import Access
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from router.db import Database
+from router.store.db import Database
 from tests.chat.conftest import FRIDAY, ISRAEL_SUNDAY, Portal, counts, set_trial_start, stored
 
 FORM_KEYS = {"contact_id", "reference", "queue", "sla", "missing"}

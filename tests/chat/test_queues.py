@@ -7,12 +7,12 @@ from itertools import count
 
 from sqlalchemy import text
 
-from router.db import Database
-from router.domain import Channel, Severity, Topic
-from router.models import Contact
+from router.core.domain import Channel, Severity, Topic
+from router.intake.service import ContactRequest
 from router.runtime import Runtime
-from router.services import queues
-from router.services.intake import ContactRequest
+from router.services import waiting
+from router.store.db import Database
+from router.store.models import Contact
 from tests.chat.conftest import FRIDAY, Portal
 
 _ids = count(1)
@@ -64,7 +64,7 @@ def test_positions_follow_priority_then_age(portal: Portal, rt: Runtime, db: Dat
     assert "3 contacts ahead of you" in s3["message"]
 
     with db.session() as session:
-        order = [c.id for c in queues.waiting_contacts(session, "cse-windows")]
+        order = [c.id for c in waiting.waiting_contacts(session, "cse-windows")]
         assert order == [
             premium_s1,
             s2["contact_id"],
@@ -73,7 +73,7 @@ def test_positions_follow_priority_then_age(portal: Portal, rt: Runtime, db: Dat
             standard_s1,
             standard_s3,
         ]
-        assert queues.waiting_count(session, "cse-windows") == 6
+        assert waiting.waiting_count(session, "cse-windows") == 6
 
     # An engineer takes the premium S1: everyone behind it moves up.
     accept(db, premium_s1, FRIDAY + 2 * m)
@@ -103,11 +103,11 @@ def test_estimated_wait_is_the_median_of_recent_waits(
     assert body["estimated_wait_seconds"] == 120
     assert "about 2 minutes" in body["message"]
     with db.session() as session:
-        estimate = queues.estimated_wait(session, "cse-windows", now=FRIDAY)
-        assert estimate == queues.WaitEstimate(
+        estimate = waiting.estimated_wait(session, "cse-windows", now=FRIDAY)
+        assert estimate == waiting.WaitEstimate(
             seconds=120, sample_size=3, window=timedelta(hours=2)
         )
-        only_two = queues.estimated_wait(session, "cse-windows", now=FRIDAY, limit=2)
+        only_two = waiting.estimated_wait(session, "cse-windows", now=FRIDAY, limit=2)
         assert only_two is not None and only_two.seconds == 360  # the newest two: 10 and 2 min
     # No history in the queue: no estimate.
     linux = portal.chat(topic="linux").get_json()
@@ -122,7 +122,7 @@ def test_wait_counts_from_the_opening_a_business_time_contact_waited_for(
     contact_id = email(rt, "bob@globex.example", Severity.S3, FRIDAY)
     accept(db, contact_id, datetime(2026, 11, 29, 7, 5, tzinfo=UTC))
     with db.session() as session:
-        waits = queues.recent_waits(
+        waits = waiting.recent_waits(
             session, "cse-windows", now=datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
         )
     assert waits == [timedelta(minutes=5)]
@@ -132,10 +132,10 @@ def test_contacts_received_in_the_same_instant_are_ordered_by_id(rt: Runtime, db
     ids = [email(rt, "alice@acme.example", Severity.S3, FRIDAY) for _ in range(3)]
     with db.session() as session:
         stored = [session.get(Contact, i) for i in ids]
-        assert [queues.position(session, c) for c in stored if c] == [0, 1, 2]
+        assert [waiting.position(session, c) for c in stored if c] == [0, 1, 2]
         # A contact not stored yet would be served after all three.
         assert (
-            queues.waiting_ahead(session, queue_key="cse-windows", priority=60, received_at=FRIDAY)
+            waiting.waiting_ahead(session, queue_key="cse-windows", priority=60, received_at=FRIDAY)
             == 3
         )
 
@@ -146,8 +146,8 @@ def test_position_is_none_for_contacts_not_waiting(rt: Runtime, db: Database) ->
     with db.session() as session:
         contact = session.get(Contact, contact_id)
         assert contact is not None
-        assert queues.position(session, contact) is None
-        assert queues.standing(session, contact, now=FRIDAY) is None
+        assert waiting.position(session, contact) is None
+        assert waiting.standing(session, contact, now=FRIDAY) is None
 
 
 def test_position_query_uses_the_waiting_index(database_url: str, db: Database) -> None:
@@ -170,7 +170,7 @@ def test_position_query_uses_the_waiting_index(database_url: str, db: Database) 
 
 def _ahead_statement(session: object) -> str:
     """Compile the query waiting_ahead runs, with its values inlined."""
-    bound = queues._AHEAD_OF_STORED.params(
+    bound = waiting._AHEAD_OF_STORED.params(
         queue_key="cse-windows", priority=60, received_at=FRIDAY, contact_id=1
     )
     return str(

@@ -11,8 +11,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from router.db import Database
-from router.models import ContactEvent
+from router.store.db import Database
+from router.store.models import ContactEvent
 from tests.chat.conftest import counts
 
 

@@ -21,7 +21,7 @@ from channels.chat.tokens import (
     verify_portal_token,
 )
 from config import Settings
-from router.db import Database
+from router.store.db import Database
 from tests.chat.conftest import FRIDAY, Portal, counts, raw_token
 
 SECRET = "unit-test-portal-secret-0123456789abcdef"

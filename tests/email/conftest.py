@@ -31,16 +31,16 @@ from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email.models import EmailMessage as StoredEmail
 from channels.email.normalise import read_from
 from config import Settings
 from config.policy import Policy
-from router import migrate
-from router.db import Database, scratch_schema
-from router.models import Contact, ContactEvent
 from router.runtime import EXTENSION_KEY
-from router.services.accounts import import_accounts_csv
+from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
+from router.store import migrate
+from router.store.db import Database, scratch_schema
+from router.store.models import Contact, ContactEvent
+from router.store.models.email import EmailMessage as StoredEmail
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
 
 SENDGRID_USER, SENDGRID_PASSWORD = "sendgrid-user", "sendgrid-password-0123456789"

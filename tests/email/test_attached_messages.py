@@ -14,8 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from channels.email.models import EmailMessage as StoredEmail
-from router.db import Database
+from router.store.db import Database
+from router.store.models.email import EmailMessage as StoredEmail
 from tests.email.conftest import (
     SENDGRID_PASSWORD,
     SENDGRID_USER,

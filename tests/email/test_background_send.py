@@ -19,13 +19,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from channels.email.models import EmailOutbox
 from channels.email.sender import EmailSender
 from channels.email.service import EmailChannel
 from channels.email.views import SENDER_KEY, background_sender
-from router.db import Database
 from router.mailer import MailError, MailTransport
 from router.runtime import EXTENSION_KEY, Runtime
+from router.store.db import Database
+from router.store.models.email import EmailOutbox
 from tests.email.conftest import (
     Inbox,
     events,

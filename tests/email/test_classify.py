@@ -21,11 +21,11 @@ from channels.email.classify import (
     own_text,
     severity_of,
 )
-from channels.email.models import EmailOutbox
 from channels.email.normalise import Attachment
 from config.policy import Policy
-from router.db import Database
-from router.domain import Category, Severity, Topic
+from router.core.domain import Category, Severity, Topic
+from router.store.db import Database
+from router.store.models.email import EmailOutbox
 from tests.email.conftest import (
     POSTMARK_PASSWORD,
     POSTMARK_USER,

@@ -23,11 +23,11 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from channels.email.models import EmailMessage as StoredEmail
-from channels.email.models import EmailOutbox
 from channels.email.normalise import read_from
-from router.db import Database
-from router.models import Contact
+from router.store.db import Database
+from router.store.models import Contact
+from router.store.models.email import EmailMessage as StoredEmail
+from router.store.models.email import EmailOutbox
 from tests.email.conftest import Inbox, post_mime, trusted_pass
 
 FOLDER = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "email"

@@ -10,15 +10,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from channels.email.models import EmailMessage as StoredEmail
-from channels.email.models import EmailOutbox
 from channels.email.replies import local_time
 from channels.email.service import EmailChannel
-from router.checklist import LABELS
-from router.db import Database
-from router.models import Contact, OpsEvent
+from router.core.checklist import LABELS
 from router.runtime import Runtime
-from router.services.staff import create_staff
+from router.services.logins import create_staff
+from router.store.db import Database
+from router.store.models import Contact, OpsEvent
+from router.store.models.email import EmailMessage as StoredEmail
+from router.store.models.email import EmailOutbox
 from tests.email.conftest import (
     SUPPORT,
     Inbox,

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from channels.email.models import EmailMessage as StoredEmail
-from channels.email.models import EmailOutbox
-from router.db import Database
-from router.models import Contact, ContactEvent
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent
+from router.store.models.email import EmailMessage as StoredEmail
+from router.store.models.email import EmailOutbox
 from tests.email.conftest import post_mime
 
 FUZZ = settings(

@@ -14,7 +14,7 @@ from channels.email.formdata import FormError, parse_form
 from channels.email.replies import acknowledgement, local_time, reply_subject
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
 from config.settings import Settings, SettingsError
-from router.domain import Severity
+from router.core.domain import Severity
 from tests.email.conftest import sendgrid_public_key, sendgrid_sign
 
 # Produced with OpenSSL 3 (`openssl ecparam -name prime256v1 -genkey`, `openssl dgst -sha256

@@ -12,12 +12,12 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from channels.email.models import EmailMessage as StoredEmail
-from channels.email.models import WebhookReplayToken
 from channels.email.replies import local_time
-from router.checklist import LABELS
-from router.db import Database
-from router.models import Contact
+from router.core.checklist import LABELS
+from router.store.db import Database
+from router.store.models import Contact
+from router.store.models.email import EmailMessage as StoredEmail
+from router.store.models.email import WebhookReplayToken
 from tests.email.conftest import (
     MAILGUN_KEY,
     MIME_TOKEN,

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from router.db import Database
+from router.store.db import Database
 from tests.email.conftest import Inbox, stored_contact
 
 pytestmark = pytest.mark.usefixtures("demo")

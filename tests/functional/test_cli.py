@@ -11,9 +11,11 @@ from sqlalchemy import func, select
 
 from app import create_app
 from config import Settings
-from router import migrate
-from router.db import Database
-from router.models import (
+from router.runtime import EXTENSION_KEY
+from router.services.logins import authenticate_token, verify_password
+from router.store import migrate
+from router.store.db import Database
+from router.store.models import (
     Account,
     Admin,
     ApiToken,
@@ -23,8 +25,6 @@ from router.models import (
     StaffUser,
     SupportPin,
 )
-from router.runtime import EXTENSION_KEY
-from router.services.staff import authenticate_token, verify_password
 
 
 def invoke(app: Flask, *args: str, input: str | None = None) -> tuple[int, str]:

@@ -9,11 +9,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from router.db import Database
-from router.models import Contact
 from router.runtime import EXTENSION_KEY
 from router.services.demo import load_demo_data
-from router.services.staff import create_staff, issue_token
+from router.services.logins import create_staff, issue_token
+from router.store.db import Database
+from router.store.models import Contact
 
 NOW = "2026-11-27T15:00:00+00:00"
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from config.policy import Policy
-from router.db import Database
-from router.models import Account, Admin, AuditEntry, SupportPin
-from router.pins import pin_hash
-from router.services.accounts import CsvImportError, import_accounts_csv
+from router.core.pins import pin_hash
+from router.services.account_import import CsvImportError, import_accounts_csv
+from router.store.db import Database
+from router.store.models import Account, Admin, AuditEntry, SupportPin
 from tests.conftest import TEST_PEPPER
 
 HEADER = (

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, event, text
 
-from router import db as db_module
-from router.db import Database
+from router.store import db as db_module
+from router.store.db import Database
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL
 
 pytestmark = pytest.mark.postgres

@@ -9,18 +9,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
-from router.db import Database
-from router.domain import Category, Channel, ContactStatus, Severity, Topic
-from router.entitlement import Access
-from router.models import Contact, ContactEvent
-from router.services.demo import load_demo_data
-from router.services.intake import (
+from router.core.domain import Category, Channel, ContactStatus, Severity, Topic
+from router.core.entitlement import Access
+from router.intake.service import (
     ContactRequest,
     IdentityError,
     IntakeResult,
     IntakeService,
 )
+from router.services.demo import load_demo_data
 from router.services.routing import RoutingCache
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent
 from tests.conftest import TEST_PEPPER
 
 # Friday 2026-11-27, 15:00 UTC: 10:00 in New York (open), 17:00 in Israel (closed: Friday).

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from router import migrate
-from router.migrate import include_object, metadata
+from router.store import migrate
+from router.store.migrate import include_object, metadata
 
 
 def model_differences(url: str) -> list[object]:

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from router.db import Database
-from router.models import (
+from router.core.pins import pin_hash
+from router.store.db import Database
+from router.store.models import (
     Account,
     Admin,
     AuditEntry,
@@ -22,7 +23,6 @@ from router.models import (
     StaffUser,
     SupportPin,
 )
-from router.pins import pin_hash
 
 IST = timezone(timedelta(hours=5, minutes=30))
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from router.db import Database
 from router.services import ratelimit
 from router.services.ratelimit import RateLimit
+from router.store.db import Database
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

@@ -31,16 +31,16 @@ from urllib.parse import urlencode
 from sqlalchemy import create_engine, func, select
 
 from channels.chat.tokens import mint_portal_token
-from channels.email.models import EmailMessage as StoredEmail
-from channels.voice.models import IvrCall
 from channels.voice.signature import SIGNATURE_HEADER, sign
 from channels.voice.simulate import Verb, parse_twiml
 from config import Settings
 from config.policy import Policy
-from router import migrate
-from router.db import Database, scratch_schema
-from router.models import Contact, ContactEvent
 from router.services.demo import load_demo_data
+from router.store import migrate
+from router.store.db import Database, scratch_schema
+from router.store.models import Contact, ContactEvent
+from router.store.models.email import EmailMessage as StoredEmail
+from router.store.models.voice import IvrCall
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import create_app
-from channels.voice.models import IvrCall
-from router.db import Database
 from router.runtime import EXTENSION_KEY
+from router.store.db import Database
+from router.store.models.voice import IvrCall
 from tests.reliability.harness import (
     ACME_PIN,
     ROOT,

@@ -323,7 +323,7 @@ def test_a_long_sqlite_write_lock_cannot_hold_a_caller(tmp_path: Path, policy: o
     """Another process holds SQLite's write lock: the caller hears the fallback in time."""
     import sqlite3
 
-    from router.db import SQLITE_LOCK_WAIT_SECONDS
+    from router.store.db import SQLITE_LOCK_WAIT_SECONDS
     from tests.reliability.harness import prepare_store
 
     path = tmp_path / "router.sqlite3"

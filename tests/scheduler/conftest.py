@@ -22,17 +22,17 @@ from sqlalchemy import create_engine, inspect, make_url, pool, select, text, upd
 
 from config.policy import Policy
 from config.settings import Settings
-from router import migrate
-from router.db import Database, scratch_schema
-from router.domain import Channel, Severity, Topic
+from router.core.domain import Channel, Severity, Topic
+from router.intake.service import ContactRequest, IntakeService
 from router.mailer import Mailer, MemoryTransport, SmtpTransport
-from router.models import Account, Admin, Contact, ContactEvent, Queue
-from router.scheduler.models import Notification
 from router.services.bootstrap import seed_policy_defaults
-from router.services.intake import ContactRequest, IntakeService
 from router.services.notify import HttpWebhookPoster, Notifier
 from router.services.routing import RoutingCache
 from router.services.sla_monitor import SlaMonitor
+from router.store import migrate
+from router.store.db import Database, scratch_schema
+from router.store.models import Account, Admin, Contact, ContactEvent, Queue
+from router.store.models.scheduler import Notification
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, make_settings
 
 WEBHOOK_SECRET = "webhook-secret-0123456789abcdef"

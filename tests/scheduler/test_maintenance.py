@@ -6,17 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from channels.email.models import WebhookReplayToken
 from config.policy import Policy
-from router.db import Database
-from router.models import (
-    Account,
-    AuditEntry,
-    ConsoleLoginLock,
-    ConsoleSession,
-    PinLockout,
-    StaffUser,
-)
 from router.scheduler.maintenance import (
     expire_pin_lockouts,
     expire_trials,
@@ -26,6 +16,16 @@ from router.scheduler.maintenance import (
 )
 from router.services import ratelimit
 from router.services.ratelimit import RateLimit
+from router.store.db import Database
+from router.store.models import (
+    Account,
+    AuditEntry,
+    ConsoleLoginLock,
+    ConsoleSession,
+    PinLockout,
+    StaffUser,
+)
+from router.store.models.email import WebhookReplayToken
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 

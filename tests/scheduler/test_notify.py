@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from router.domain import Severity
-from router.models import OpsEvent
-from router.scheduler.models import Notification
+from router.core.domain import Severity
 from router.services.notify import SIGNATURE_HEADER, render_email, sign, verify
+from router.store.models import OpsEvent
+from router.store.models.scheduler import Notification
 from tests.scheduler.conftest import (
     CSM,
     DUTY_MANAGER,

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from app import create_app
-from router.domain import ContactStatus, Severity, Topic
+from router.core.domain import ContactStatus, Severity, Topic
 from router.runtime import EXTENSION_KEY, Runtime
 from router.scheduler.state import SWEEP_JOB, record_run
 from tests.conftest import make_settings

@@ -19,14 +19,14 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text
 
 from config.settings import PROJECT_ROOT, Settings
-from router.db import Database
 from router.mailer import Mailer, MemoryTransport
 from router.runtime import Runtime
 from router.scheduler import jobs
 from router.scheduler.lock import AdvisoryLock, FileLock, lock_for
-from router.scheduler.models import PROCESS_ROW, SchedulerState
 from router.scheduler.process import JOBSTORE_TABLE, JobScheduler, SchedulerProcess, reconcile_jobs
 from router.scheduler.state import SWEEP_JOB
+from router.store.db import Database
+from router.store.models.scheduler import PROCESS_ROW, SchedulerState
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL
 from tests.scheduler.conftest import World
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from router.domain import ContactStatus, Severity, Topic
-from router.models import Contact, ContactEvent
-from router.scheduler.models import Notification
-from router.services import contacts_admin
+from router.core.domain import ContactStatus, Severity, Topic
+from router.services import contacts
 from router.services.sla_monitor import SlaMonitor
+from router.store.models import Contact, ContactEvent
+from router.store.models.scheduler import Notification
 from tests.scheduler.conftest import CSM, DUTY_MANAGER, WINDOWS_LEAD, World
 
 # Friday 2026-11-27, 15:00 UTC (10:00 in New York).
@@ -292,7 +292,7 @@ def test_a_contact_regraded_through_the_staff_service_fires_at_its_new_due_time(
 ) -> None:
     contact_id = world.contact(FRIDAY, severity=Severity.S3)  # premium S3: due in 4 h
     world.monitor.sweep(FRIDAY + timedelta(minutes=20))
-    contacts_admin.regrade_severity(
+    contacts.regrade_severity(
         world.db,
         world.intake.cache,
         world.policy,

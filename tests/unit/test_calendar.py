@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.calendar import BusinessCalendar, as_utc, region_calendar
+from router.core.calendar import BusinessCalendar, as_utc, region_calendar
 
 NY = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.calendar import BusinessCalendar, region_calendar
+from router.core.calendar import BusinessCalendar, region_calendar
 
 MINUTE = timedelta(minutes=1)
 WINDOW_DAYS = 14

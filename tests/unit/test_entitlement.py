@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from router.domain import Channel, Tier
-from router.entitlement import Access, channel_entitlement, effective_tier, tier_at
+from router.core.domain import Channel, Tier
+from router.core.entitlement import Access, channel_entitlement, effective_tier, tier_at
 
 TRIAL_START = datetime(2026, 10, 28, 12, 0, tzinfo=UTC)
 

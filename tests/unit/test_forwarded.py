@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.validation import trusted_forwarded
+from router.core.validation import trusted_forwarded
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.pins import PinError, is_trivial, pin_hash, validate_pin
+from router.core.pins import PinError, is_trivial, pin_hash, validate_pin
 
 
 @pytest.mark.parametrize(

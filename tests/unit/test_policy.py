@@ -11,7 +11,7 @@ import pytest
 from app import StartupError, create_app
 from config.policy import Policy, PolicyError, load_policy
 from config.settings import DEFAULT_POLICY_DIR, Settings
-from router.domain import Category, Channel, Severity, Tier
+from router.core.domain import Category, Channel, Severity, Tier
 
 
 def test_shipped_policy_matches_the_support_guide(policy: Policy) -> None:

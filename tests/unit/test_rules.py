@@ -1,4 +1,4 @@
-"""Unit tests for the routing-rules engine (router/rules.py, SPEC 3)."""
+"""Unit tests for the routing-rules engine (router/core/rules, SPEC 3)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import (
+from router.core.domain import Category, Channel, Severity, Tier, Topic
+from router.core.rules import (
     FIELDS,
     OPERATORS,
     PATTERN_MAX_CHARS,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from config.policy import Policy
-from router.calendar import region_calendar
-from router.decision import decide
-from router.domain import Category, Channel, Severity, Tier, Topic
-from router.rules import ContactAttributes
+from router.core.calendar import region_calendar
+from router.core.decision import decide
+from router.core.domain import Category, Channel, Severity, Tier, Topic
+from router.core.rules import ContactAttributes
 
 # Friday 2026-11-27 15:00 UTC = 10:00 in New York: inside business hours.
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)

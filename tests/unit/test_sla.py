@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.calendar import region_calendar
-from router.domain import Severity, SlaState
-from router.sla import SlaClock, SlaPolicy, SlaTarget, regrade, start_clock
+from router.core.calendar import region_calendar
+from router.core.domain import Severity, SlaState
+from router.core.sla import SlaClock, SlaPolicy, SlaTarget, regrade, start_clock
 
 NY = ZoneInfo("America/New_York")
 JERUSALEM = ZoneInfo("Asia/Jerusalem")

@@ -18,16 +18,18 @@ from sqlalchemy import delete, event, select, update
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.voice.models import IvrCall
 from channels.voice.service import VoiceService
 from channels.voice.signature import SIGNATURE_HEADER, sign
 from channels.voice.simulate import CallSimulator, Verb, parse_twiml
 from channels.voice.views import IDEMPOTENCY_HEADER, SERVICE_KEY
 from config import Settings
 from config.policy import Policy
-from router import migrate
-from router.db import Database, scratch_schema
-from router.models import (
+from router.core.pins import pin_hash
+from router.runtime import EXTENSION_KEY, Runtime
+from router.services.demo import load_demo_data
+from router.store import migrate
+from router.store.db import Database, scratch_schema
+from router.store.models import (
     Admin,
     Contact,
     ContactEvent,
@@ -37,9 +39,7 @@ from router.models import (
     RateLimitBucket,
     SupportPin,
 )
-from router.pins import pin_hash
-from router.runtime import EXTENSION_KEY, Runtime
-from router.services.demo import load_demo_data
+from router.store.models.voice import IvrCall
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
 
 # The conformance material sits beside the repository (../shared/conformance).

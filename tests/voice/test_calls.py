@@ -16,7 +16,6 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from app import create_app
-from channels.voice.models import IvrCall
 from channels.voice.service import (
     EVENT_PIN_FAILURE_RATE,
     EVENT_PIN_LOCKOUT,
@@ -24,11 +23,12 @@ from channels.voice.service import (
 )
 from config.policy import Policy
 from ivr.twiml import TWILIO_HOLD_MUSIC
-from router.db import Database
-from router.models import Contact, ContactEvent, OpsEvent, PinAttempt, PinLockout, SupportPin
-from router.pins import pin_hash
-from router.services import account_admin
+from router.core.pins import pin_hash
+from router.services import accounts
 from router.services.errors import NotFound
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent, OpsEvent, PinAttempt, PinLockout, SupportPin
+from router.store.models.voice import IvrCall
 from tests.conftest import TEST_PEPPER, make_settings
 from tests.voice.conftest import (
     ACME_PIN,
@@ -406,9 +406,9 @@ def test_staff_unlock_lets_the_number_call_again(
     clock.advance(minutes=5)
     unlocked_at = clock.now
     # The staff API's and console's unlock.
-    account_admin.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
+    accounts.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
     with pytest.raises(NotFound):  # already unlocked
-        account_admin.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
+        accounts.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
     clock.advance(seconds=30)
     call = new_call(caller=caller)
     call.start()

@@ -24,7 +24,7 @@ from ivr.machine import (
     Stage,
 )
 from ivr.twiml import Urls, Voice, render
-from router.domain import Category, Severity, Topic
+from router.core.domain import Category, Severity, Topic
 
 LIMITS = Limits(pin_tries=3, prompt_repeats=2)
 

@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from channels.voice.simulate import split_digits
-from router.db import Database
+from router.store.db import Database
 from tests.voice.conftest import ACME_PIN, GB, AppFactory, contact_for
 
 

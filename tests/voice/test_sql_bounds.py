@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import insert
 
-from router.db import Database
-from router.domain import Channel
-from router.models import Account, Contact, PinAttempt, SupportPin
-from router.pins import pin_hash
+from router.core.domain import Channel
+from router.core.pins import pin_hash
+from router.store.db import Database
+from router.store.models import Account, Contact, PinAttempt, SupportPin
 from tests.conftest import TEST_PEPPER
 from tests.voice.conftest import ACME_PIN, NOW, WRONG_PIN, Call, StatementCounter
 

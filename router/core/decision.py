@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from router.calendar import BusinessCalendar
-from router.domain import Category
-from router.rules import ContactAttributes, Decision, RuleSet
-from router.sla import SlaClock, SlaPolicy, start_clock
+from router.core.calendar import BusinessCalendar
+from router.core.domain import Category
+from router.core.rules import ContactAttributes, Decision, RuleSet
+from router.core.sla import SlaClock, SlaPolicy, start_clock
 
 NO_SLA = "none"
 

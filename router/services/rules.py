@@ -20,9 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
-from router.db import Database
-from router.models import Queue, RuleSetVersion
-from router.rules import (
+from router.core.rules import (
     ContactAttributes,
     RuleError,
     RuleSet,
@@ -30,11 +28,13 @@ from router.rules import (
     compile_rules,
     validate_rules,
 )
+from router.intake.service import ContactRequest, IdentityError, IntakeService
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.intake import ContactRequest, IdentityError, IntakeService
 from router.services.paging import iso, page_dict
 from router.services.routing import RoutingCache
+from router.store.db import Database
+from router.store.models import Queue, RuleSetVersion
 
 
 @dataclass(frozen=True)

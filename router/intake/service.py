@@ -18,14 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from config.policy import Policy
-from router.calendar import BusinessCalendar
-from router.db import Database
-from router.decision import RoutingOutcome, decide
-from router.domain import Category, Channel, ContactStatus, Severity, SlaState, Tier, Topic
-from router.entitlement import Access, ChannelEntitlement, channel_entitlement, effective_tier
-from router.models import Account, Admin, Contact, ContactEvent, StaffUser
-from router.rules import ContactAttributes
+from router.core.calendar import BusinessCalendar
+from router.core.decision import RoutingOutcome, decide
+from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, Tier, Topic
+from router.core.entitlement import Access, ChannelEntitlement, channel_entitlement, effective_tier
+from router.core.rules import ContactAttributes
 from router.services.routing import RoutingCache
+from router.store.db import Database
+from router.store.models import Account, Admin, Contact, ContactEvent, StaffUser
 
 
 @dataclass(frozen=True)

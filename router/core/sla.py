@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal, get_args
 
-from router.calendar import BusinessCalendar, as_utc
-from router.domain import Severity, SlaState
+from router.core.calendar import BusinessCalendar, as_utc
+from router.core.domain import Severity, SlaState
 
 SlaKind = Literal["calendar", "business", "next_business_day"]
 SLA_KINDS: frozenset[str] = frozenset(get_args(SlaKind))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import router.models
+import router.store.models
 
 revision = "0002"
 down_revision = "0001"
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "ops_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),

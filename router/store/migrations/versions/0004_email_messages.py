@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import router.models
+import router.store.models
 
 revision = "0004"
 down_revision = "0003"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("token", sa.String(length=255), nullable=False),
-        sa.Column("seen_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_replay_tokens")),
         sa.UniqueConstraint("provider", "token", name=op.f("uq_webhook_replay_tokens_provider")),
     )
@@ -60,7 +60,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contacts.id"],
@@ -91,10 +91,10 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'sent', 'failed')",
             name=op.f("ck_email_outbox_status_valid"),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import router.models
+import router.store.models
 
 revision = "0001"
 down_revision = None
@@ -26,7 +26,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("tier", sa.String(length=16), nullable=False),
-        sa.Column("trial_started_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "trial_started_at", router.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("is_partner", sa.Boolean(), nullable=False),
         sa.Column("partner_id", sa.String(length=64), nullable=True),
         sa.Column("region", sa.String(length=16), nullable=True),
@@ -43,8 +45,8 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "tier IN ('premium', 'standard', 'trial', 'free')", name=op.f("ck_accounts_tier_valid")
         ),
@@ -62,7 +64,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("entity_type", sa.String(length=64), nullable=False),
@@ -94,7 +96,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=320), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_overrides")),
         sa.UniqueConstraint("region", "day", name=op.f("uq_calendar_overrides_region")),
@@ -105,7 +107,7 @@ def upgrade() -> None:
         sa.Column("calling_number", sa.String(length=32), nullable=False),
         sa.Column("call_sid", sa.String(length=64), nullable=True),
         sa.Column("succeeded", sa.Boolean(), nullable=False),
-        sa.Column("at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pin_attempts")),
     )
     with op.batch_alter_table("pin_attempts", schema=None) as batch_op:
@@ -115,9 +117,9 @@ def upgrade() -> None:
     op.create_table(
         "pin_lockouts",
         sa.Column("calling_number", sa.String(length=32), nullable=False),
-        sa.Column("locked_until", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("calling_number", name=op.f("pk_pin_lockouts")),
     )
     op.create_table(
@@ -133,8 +135,8 @@ def upgrade() -> None:
         ),
         sa.Column("webhook_url", sa.String(length=500), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "kind IN ('human', 'bot', 'deflection')", name=op.f("ck_queues_kind_valid")
         ),
@@ -148,7 +150,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=320), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("version", name=op.f("pk_rule_set_versions")),
@@ -161,7 +163,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "role IN ('viewer', 'editor', 'admin')", name=op.f("ck_staff_users_role_valid")
         ),
@@ -175,7 +177,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
@@ -195,10 +197,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_used_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["staff_user_id"],
             ["staff_users.id"],
@@ -232,15 +234,17 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("received_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sla_policy", sa.String(length=64), nullable=True),
-        sa.Column("sla_started_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("warning_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("due_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sla_started_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("warning_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("sla_state", sa.String(length=16), nullable=False),
-        sa.Column("first_response_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("accepted_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_response_at", router.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("accepted_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rule_version", sa.Integer(), nullable=True),
         sa.Column("matched_rule", sa.String(length=100), nullable=True),
         sa.Column(
@@ -253,8 +257,8 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "sla_state IN ('none', 'ok', 'warning', 'breached', 'met', 'missed')",
             name=op.f("ck_contacts_sla_state_valid"),
@@ -303,7 +307,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=64), nullable=False),
         sa.Column("admin_id", sa.Integer(), nullable=True),
         sa.Column("pin_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=320), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -329,7 +333,7 @@ def upgrade() -> None:
         "contact_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
-        sa.Column("at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=320), nullable=True),
         sa.Column(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from router.migrate import include_object, metadata
+from router.store.migrate import include_object, metadata
 
 config = context.config
 # Batch mode lets SQLite alter tables by copying them; PostgreSQL alters in place.

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import router.models
+import router.store.models
 
 revision = "0003"
 down_revision = "0002"
@@ -41,11 +41,11 @@ def upgrade() -> None:
         sa.Column("response", sa.Text(), nullable=True),
         sa.Column("idempotency_token", sa.String(length=128), nullable=True),
         sa.Column("queue", sa.String(length=64), nullable=True),
-        sa.Column("enqueued_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("queue_result", sa.String(length=32), nullable=True),
-        sa.Column("ended_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],

@@ -16,10 +16,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 def metadata() -> MetaData:
     """Return the metadata of every model module: the core's and the channels' tables."""
     # Imported here, not at module top, so the core does not depend on the channel packages.
-    import channels.email.models
-    import channels.voice.models  # noqa: F401
-    import router.scheduler.models  # noqa: F401
-    from router.models import Base
+    import router.store.models.email
+    import router.store.models.scheduler
+    import router.store.models.voice  # noqa: F401
+    from router.store.models import Base
 
     return Base.metadata
 

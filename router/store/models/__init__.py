@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from router.domain import ContactStatus, SlaState, StaffRole, Tier
+from router.core.domain import ContactStatus, SlaState, StaffRole, Tier
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 
 import re2
 
-from router.domain import Category, Channel, Severity, Tier, Topic
+from router.core.domain import Category, Channel, Severity, Tier, Topic
 
 __all__ = [
     "FIELDS",

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import router.models
+import router.store.models
 
 revision = "0005"
 down_revision = "0004"
@@ -26,15 +26,15 @@ def upgrade() -> None:
         "scheduler_state",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=255), nullable=True),
-        sa.Column("last_started_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_success_at", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_failure_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_started_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_failure_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_duration_ms", sa.Integer(), nullable=True),
         sa.Column("last_result", JSON, nullable=False),
         sa.Column("runs", sa.Integer(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("updated_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduler_state")),
     )
     op.create_table(
@@ -47,12 +47,14 @@ def upgrade() -> None:
         sa.Column("payload", JSON, nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "next_attempt_at", router.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("claimed_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("provider_id", sa.String(length=255), nullable=True),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "channel IN ('email', 'webhook')", name=op.f("ck_notifications_channel_valid")
         ),

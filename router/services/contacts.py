@@ -14,16 +14,16 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.policy import Policy
-from router.calendar import BusinessCalendar
-from router.db import Database
-from router.domain import ContactStatus, Severity, SlaState
-from router.models import Account, Contact, ContactEvent
+from router.core.calendar import BusinessCalendar
+from router.core.domain import ContactStatus, Severity, SlaState
+from router.core.sla import SlaClock, regrade, start_clock
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.paging import contains_text, iso, page_dict
-from router.services.queue_admin import effective_sla_state
+from router.services.queues import effective_sla_state
 from router.services.routing import RoutingCache
-from router.sla import SlaClock, regrade, start_clock
+from router.store.db import Database
+from router.store.models import Account, Contact, ContactEvent
 
 SORTS: Mapping[str, Any] = {
     "received_at": Contact.received_at.asc(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import router.models
+import router.store.models
 
 revision = "0009"
 down_revision = "0008"
@@ -24,10 +24,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("staff_user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", router.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", router.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", router.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", router.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["staff_user_id"],
@@ -47,8 +47,10 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("lockouts", sa.Integer(), nullable=False),
-        sa.Column("locked_until", router.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_failure_at", router.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", router.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_failure_at", router.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("email", name=op.f("pk_console_login_locks")),
     )
     with op.batch_alter_table("console_login_locks", schema=None) as batch_op:

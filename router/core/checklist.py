@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.domain import Category, Topic
+from router.core.domain import Category, Topic
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from router.domain import Channel, Tier
+from router.core.domain import Channel, Tier
 
 
 class OpenCalendar(Protocol):
