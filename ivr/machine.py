@@ -1,8 +1,9 @@
 """The IVR call flow as a pure state machine: (state, input) -> next state + what the caller hears.
 
 No I/O and no clock: the voice service looks things up (lockouts, the PIN, intake) and feeds the
-outcome in; what comes back is a ``Turn`` (the next state and a list of actions) that
-``ivr.twiml`` renders. Prompts are catalog keys (``ivr.catalog``), never inline text.
+outcome in; what comes back is a ``Turn`` (the next state and a list of actions, ``ivr.actions``)
+that ``ivr.twiml`` renders. The menus are in ``ivr.menus``; prompts are catalog keys
+(``ivr.catalog``), never inline text.
 
 Flow: greeting -> PIN (3 tries a call; silence repeats the prompt, then the call ends; a check
 held back by the global PIN rate limit pauses at Twilio and asks again, costing no try) ->
@@ -14,27 +15,76 @@ with no or invalid input is repeated ``prompt_repeats`` times, then takes its sa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from ivr.actions import (
+    GATHER_STAGES,
+    Action,
+    Enqueue,
+    Gather,
+    Hangup,
+    Pause,
+    Play,
+    Ref,
+    Say,
+    Stage,
+)
 from ivr.catalog import ENGLISH_VOICE
+from ivr.menus import (
+    DEFAULT_SEVERITY,
+    DEFAULT_TOPIC,
+    SEVERITY_OPTIONS,
+    TOPIC_MENU,
+    TOPICS_BY_DIGIT,
+    MenuOption,
+    severity_menu,
+    topic_menu,
+)
 from router.core.domain import Category, Severity, Topic
 from router.core.pins import PIN_MAX_LENGTH, PIN_MIN_LENGTH
 
-
-class Stage(StrEnum):
-    """Where a call stands; the Gather stages name the URL that receives the caller's digits."""
-
-    PIN = "pin"
-    SEVERITY = "severity"
-    TOPIC = "topic"
-    ROUTING = "routing"  # every choice made: the service opens the contact next
-    QUEUED = "queued"
-    ENDED = "ended"
-
-
-GATHER_STAGES = (Stage.PIN, Stage.SEVERITY, Stage.TOPIC)
+# The actions and menus are re-exported: callers drive a call through this module alone.
+__all__ = [
+    "DEFAULT_SEVERITY",
+    "DEFAULT_TOPIC",
+    "FALLBACK_QUEUE",
+    "GATHER_STAGES",
+    "QUEUE_RESULT_BRIDGED",
+    "QUEUE_RESULT_FAILURES",
+    "QUEUE_RESULT_HANGUP",
+    "SEVERITY_OPTIONS",
+    "TOPIC_MENU",
+    "Action",
+    "CallState",
+    "Enqueue",
+    "Gather",
+    "Hangup",
+    "IntakeOutcome",
+    "Limits",
+    "MenuOption",
+    "Pause",
+    "PinInput",
+    "PinOutcome",
+    "Play",
+    "Ref",
+    "Say",
+    "Stage",
+    "Turn",
+    "classify_pin",
+    "failure",
+    "fallback",
+    "on_intake",
+    "on_menu",
+    "on_pin",
+    "on_queue_left",
+    "severity_menu",
+    "spell_reference",
+    "start",
+    "topic_menu",
+    "waiting",
+]
 
 
 class PinInput(StrEnum):
@@ -82,91 +132,6 @@ class Limits:
     # guesser, cannot keep a toll-free call open for ever). Counted per call, not in a row:
     # a hold answered with silence, a wrong PIN or a language switch must not start again.
     pin_holds: int = 10
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A prompt parameter that is itself a catalog text (a severity definition, a menu label)."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Say:
-    """Speak one catalog prompt; ``voice`` overrides the call's <Say> language."""
-
-    key: str
-    params: Mapping[str, str | int | Ref] = field(default_factory=dict)
-    voice: str | None = None
-
-
-@dataclass(frozen=True)
-class Gather:
-    """Collect DTMF digits for ``stage`` while the prompts play (callers may key ahead)."""
-
-    stage: Stage
-    max_digits: int
-    prompts: tuple[Say, ...]
-    finish_on_pound: bool = False
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    """Put the caller in a queue; ``report`` asks for the queue result (action URL)."""
-
-    queue: str
-    report: bool = True
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Wait silently at Twilio (never in a web worker)."""
-
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Play:
-    """Play an audio file (hold music)."""
-
-    url: str
-
-
-@dataclass(frozen=True)
-class Hangup:
-    """End the call."""
-
-
-Action = Say | Gather | Enqueue | Pause | Play | Hangup
-
-
-@dataclass(frozen=True)
-class MenuOption:
-    """One key of the topic/category menu."""
-
-    digit: str
-    category: Category
-    topic: Topic | None
-    label: str  # catalog key
-
-
-SEVERITY_OPTIONS: Mapping[str, Severity] = {str(s.rank): s for s in Severity}
-DEFAULT_SEVERITY = Severity.S3
-
-TOPIC_MENU: tuple[MenuOption, ...] = (
-    MenuOption("1", Category.BREAK_FIX, Topic.WINDOWS, "topic.windows"),
-    MenuOption("2", Category.BREAK_FIX, Topic.MAC, "topic.mac"),
-    MenuOption("3", Category.BREAK_FIX, Topic.LINUX, "topic.linux"),
-    MenuOption("4", Category.BREAK_FIX, Topic.IDENTITY, "topic.identity"),
-    MenuOption("5", Category.BREAK_FIX, Topic.DEVICES, "topic.devices"),
-    MenuOption("6", Category.BREAK_FIX, Topic.DIRECTORY, "topic.directory"),
-    MenuOption("7", Category.LICENSING, None, "category.licensing"),
-    MenuOption("8", Category.MIGRATION, None, "category.migration"),
-    MenuOption("9", Category.ESCALATION, None, "category.escalation"),
-    MenuOption("0", Category.BREAK_FIX, Topic.OTHER, "topic.other"),
-)
-DEFAULT_TOPIC = TOPIC_MENU[-1]
-_TOPICS_BY_DIGIT = {option.digit: option for option in TOPIC_MENU}
 
 
 @dataclass(frozen=True)
@@ -304,7 +269,7 @@ def on_menu(state: CallState, digits: str | None, limits: Limits) -> Turn:
         return Turn(defaulted, (apology, announce, topic_menu()))
     if state.stage is not Stage.TOPIC:
         raise ValueError(f"no menu at stage {state.stage}")
-    option = _TOPICS_BY_DIGIT.get(keyed)
+    option = TOPICS_BY_DIGIT.get(keyed)
     if option is not None:
         return Turn(_chose(state, option, defaulted=False), ())
     missed, apology = _missed(state, keyed)
@@ -366,24 +331,6 @@ def fallback() -> tuple[Action, ...]:
 def failure() -> tuple[Action, ...]:
     """Answer a request the IVR cannot use (no call id, a broken step URL)."""
     return (Say("technical_difficulty"), Say("reach_us"), Hangup())
-
-
-def severity_menu() -> Gather:
-    """Return the severity menu, reading each severity's definition."""
-    prompts = [Say("severity_intro")]
-    for digit, severity in SEVERITY_OPTIONS.items():
-        prompts.append(
-            Say("severity_option", {"number": digit, "definition": Ref(f"severity.{severity}")})
-        )
-    return Gather(Stage.SEVERITY, max_digits=1, prompts=tuple(prompts))
-
-
-def topic_menu() -> Gather:
-    """Return the topic and category menu."""
-    prompts = [Say("topic_intro")]
-    for option in TOPIC_MENU:
-        prompts.append(Say("topic_option", {"label": Ref(option.label), "digit": option.digit}))
-    return Gather(Stage.TOPIC, max_digits=1, prompts=tuple(prompts))
 
 
 def spell_reference(reference: str) -> str:

@@ -1,4 +1,4 @@
-"""TwiML rendering: the one module that turns IVR actions into Twilio voice XML.
+"""TwiML rendering: the only module that writes TwiML, turning IVR actions into Twilio voice XML.
 
 Built with the twilio package's builders, so escaping and attribute names are Twilio's own.
 Action URLs are absolute paths under the voice blueprint; Twilio resolves them against the
@@ -14,8 +14,8 @@ from urllib.parse import quote
 from twilio.twiml.voice_response import Gather as GatherVerb
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.actions import Action, Enqueue, Gather, Hangup, Pause, Play, Ref, Say, Stage
 from ivr.catalog import Catalog
-from ivr.machine import Action, Enqueue, Gather, Hangup, Pause, Play, Ref, Say, Stage
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 
