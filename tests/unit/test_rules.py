@@ -23,11 +23,11 @@ from router.core.rules import (
     RuleSet,
     RuleTrace,
     RuleValidationError,
-    _parse_cost,
     compile_rules,
     field_catalogue,
     validate_rules,
 )
+from router.core.rules.patterns import _parse_cost
 
 QUEUES = {"default", "premium-engineers", "cse", "csm", "ps", "account-managers"}
 SLA_POLICIES = {"premium", "standard", "none"}
