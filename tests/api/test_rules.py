@@ -171,14 +171,14 @@ def test_a_stale_edit_gets_409_and_changes_nothing(api: ApiClient, rt: Runtime) 
 
 
 def test_two_writers_racing_for_the_same_version(api_app: Flask, rt: Runtime) -> None:
-    from router.services import rules
+    from router.services import rule_changes, rules
     from router.services.errors import Conflict
 
     base = rules.get_rules(rt.db, rt.policy).version
     results = []
     for name in ("t-race-1", "t-race-2"):
         try:
-            rules.create_rule(
+            rule_changes.create_rule(
                 rt.db, rt.policy, base_version=base, rule=rule(name), position=None, actor="t"
             )
             results.append("stored")
@@ -414,12 +414,12 @@ def test_a_change_takes_effect_for_the_next_contact_in_every_process(
 def test_concurrent_writers_one_wins_the_other_gets_409(rt: Runtime, monkeypatch: Any) -> None:
     import threading
 
-    from router.services import rules
+    from router.services import rule_changes, rules
     from router.services.errors import Conflict
 
     base = rules.get_rules(rt.db, rt.policy).version
     barrier = threading.Barrier(2, timeout=10)
-    real = rules.current_state
+    real = rule_changes.current_state
     waited: set[str] = set()
 
     def both_read_then_write(session: Any, policy: Any) -> Any:
@@ -430,12 +430,12 @@ def test_concurrent_writers_one_wins_the_other_gets_409(rt: Runtime, monkeypatch
             barrier.wait()  # both have read version `base` before either writes
         return state
 
-    monkeypatch.setattr(rules, "current_state", both_read_then_write)
+    monkeypatch.setattr(rule_changes, "current_state", both_read_then_write)
     outcomes: dict[str, str] = {}
 
     def write(name: str) -> None:
         try:
-            rules.create_rule(
+            rule_changes.create_rule(
                 rt.db, rt.policy, base_version=base, rule=rule(name), position=None, actor=name
             )
             outcomes[name] = "stored"

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from router.core.domain import Channel, Severity, Topic
 from router.intake.service import ContactRequest
-from router.services import rules
+from router.services import rule_changes, rules
 from router.store.models import Contact
 from tests.browser.conftest import (
     EDITOR_EMAIL,
@@ -139,7 +139,7 @@ def test_stale_rule_edit_keeps_the_input(page: Any, live_server: LiveServer) -> 
     # Someone else saves a change meanwhile.
     rt = live_server.rt
     state = rules.get_rules(rt.db, rt.policy)
-    rules.update_rule(
+    rule_changes.update_rule(
         rt.db,
         rt.policy,
         "break-fix-linux",
