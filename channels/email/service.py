@@ -34,7 +34,7 @@ from router.intake.service import ContactRequest, IntakeResult, IntakeService, R
 from router.mailer import Mailer, MailError, mailer_from_settings
 from router.runtime import Runtime
 from router.services import ratelimit
-from router.services.contacts import mark_answered
+from router.services.contact_changes import mark_answered
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent, OpsEvent
 from router.store.models.email import EmailMessage, EmailOutbox, WebhookReplayToken

@@ -55,7 +55,7 @@ from router.core.entitlement import Access, channel_entitlement, effective_tier
 from router.core.pins import pin_hash
 from router.intake.service import ContactRequest, IntakeResult, IntakeService
 from router.services import ratelimit
-from router.services.contacts import mark_answered
+from router.services.contact_changes import mark_answered
 from router.services.ratelimit import RateLimit
 from router.store.db import Database
 from router.store.models import (

@@ -22,7 +22,7 @@ from router.api.common import (
 )
 from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
 from router.runtime import runtime
-from router.services import contacts
+from router.services import contact_changes, contacts
 
 blp = make_blueprint("contacts", "Contacts: what waits, its timeline, and staff actions")
 
@@ -153,7 +153,7 @@ class ContactItem(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.response(200, ContactDetailSchema)
     @responds(blp, 404)
-    def get(self, contact_id: int) -> dict[str, Any]:
+    def get(self, contact_id: int) -> contacts.ContactDetail:
         """Return a contact with its routing decision, trace and timeline."""
         return contacts.get_contact(runtime().db, contact_id, now())
 
@@ -166,10 +166,10 @@ class Regrade(MethodView):
     @blp.arguments(RegradeSchema)
     @blp.response(200, ContactDetailSchema)
     @responds(blp, 404, 409)
-    def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], contact_id: int) -> contacts.ContactDetail:
         """Change the severity; the SLA due time is recomputed from the original receipt."""
         rt = runtime()
-        return contacts.regrade_severity(
+        return contact_changes.regrade_severity(
             rt.db,
             rt.intake.cache,
             rt.policy,
@@ -189,9 +189,9 @@ class Accept(MethodView):
     @blp.arguments(NoteSchema)
     @blp.response(200, ContactDetailSchema)
     @responds(blp, 404, 409)
-    def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], contact_id: int) -> contacts.ContactDetail:
         """Take a waiting contact out of its queue."""
-        return contacts.accept(
+        return contact_changes.accept(
             runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )
 
@@ -204,9 +204,9 @@ class FirstResponse(MethodView):
     @blp.arguments(FirstResponseSchema)
     @blp.response(200, ContactDetailSchema)
     @responds(blp, 404, 409, 422)
-    def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], contact_id: int) -> contacts.ContactDetail:
         """Record the first response: the SLA clock stops as met or missed."""
-        return contacts.record_first_response(
+        return contact_changes.record_first_response(
             runtime().db,
             contact_id,
             actor=current_actor(),
@@ -224,8 +224,8 @@ class Resolve(MethodView):
     @blp.arguments(NoteSchema)
     @blp.response(200, ContactDetailSchema)
     @responds(blp, 404, 409)
-    def post(self, body: dict[str, Any], contact_id: int) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], contact_id: int) -> contacts.ContactDetail:
         """Resolve a contact (it also counts as the first response if none was recorded)."""
-        return contacts.resolve(
+        return contact_changes.resolve(
             runtime().db, contact_id, actor=current_actor(), now=now(), note=body.get("note")
         )

@@ -19,6 +19,7 @@ from router.console.views import (
 from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
 from router.core.validation import parse_instant
 from router.runtime import runtime
+from router.services import contact_changes
 from router.services import contacts as contacts_service
 from router.services.errors import Invalid, NotFound, ServiceError
 from router.services.queues import list_queues
@@ -51,7 +52,7 @@ def contacts() -> str:
     listed = contacts_service.list_contacts(
         runtime().db, now(), page=page, per_page=per_page, sort=sort, **filters
     )
-    queues = list_queues(runtime().db, page=1, per_page=500)["items"]
+    queues = list_queues(runtime().db, page=1, per_page=500).items
     return render_template(
         "console/contacts.html",
         listed=listed,
@@ -59,7 +60,7 @@ def contacts() -> str:
         sort=sort,
         sorts=list(contacts_service.SORTS),
         choices=CHOICES,
-        queues=[queue["key"] for queue in queues],
+        queues=[queue.key for queue in queues],
     )
 
 
@@ -86,11 +87,11 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
     note = request.form.get("note", "").strip()[:500] or None
     try:
         if action == "accept":
-            contacts_service.accept(rt.db, contact_id, actor=actor(), now=now(), note=note)
+            contact_changes.accept(rt.db, contact_id, actor=actor(), now=now(), note=note)
             flash("Accepted.", "info")
         elif action == "first-response":
             at = _instant(request.form.get("at", ""))
-            contacts_service.record_first_response(
+            contact_changes.record_first_response(
                 rt.db, contact_id, actor=actor(), now=now(), at=at, note=note
             )
             flash("First response recorded.", "info")
@@ -98,7 +99,7 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
             raw = request.form.get("severity", "")
             if raw not in CHOICES["severity"]:
                 raise Invalid(f"choose a severity: {', '.join(CHOICES['severity'])}")
-            contacts_service.regrade_severity(
+            contact_changes.regrade_severity(
                 rt.db,
                 rt.intake.cache,
                 rt.policy,
@@ -110,7 +111,7 @@ def contact_action(contact_id: int, action: str) -> BaseResponse:
             )
             flash(f"Re-graded to {raw}; the due time was recomputed from the receipt.", "info")
         elif action == "resolve":
-            contacts_service.resolve(rt.db, contact_id, actor=actor(), now=now(), note=note)
+            contact_changes.resolve(rt.db, contact_id, actor=actor(), now=now(), note=note)
             flash("Resolved.", "info")
         else:
             raise NotFound(f"unknown action {action!r}")

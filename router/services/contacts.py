@@ -1,29 +1,25 @@
-"""Contacts for staff: list and filter, detail with timeline, re-grade, accept, respond, resolve.
+"""Contacts for staff to read: the filtered list, and one contact with its decision and timeline.
 
-Every change is an event on the contact's timeline and an entry in the audit log, written in the
-same transaction as the change itself.
+Changes to a contact (accept, first response, resolve, re-grade) are in
+router.services.contact_changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from config.policy import Policy
-from router.core.calendar import BusinessCalendar
-from router.core.domain import ContactStatus, Severity, SlaState
-from router.core.sla import SlaClock, regrade, start_clock
-from router.services import audit
-from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import contains_text, iso, page_dict
-from router.services.queues import effective_sla_state
-from router.services.routing import RoutingCache
+from router.core.domain import ContactStatus, SlaState
+from router.services.errors import Invalid, NotFound
+from router.services.paging import contains_text, page_dict
+from router.services.queue_overview import effective_sla_state
 from router.store.db import Database
-from router.store.models import Account, Contact, ContactEvent
+from router.store.models import Contact, ContactEvent
 
 SORTS: Mapping[str, Any] = {
     "received_at": Contact.received_at.asc(),
@@ -33,9 +29,6 @@ SORTS: Mapping[str, Any] = {
     "priority": Contact.priority.asc(),
     "-priority": Contact.priority.desc(),
 }
-OPEN_STATUSES = (ContactStatus.WAITING.value, ContactStatus.ACCEPTED.value)
-# A first response stamped a little ahead of the server clock is clock skew, not the future.
-CLOCK_SKEW = timedelta(minutes=2)
 
 
 def live_state(contact: Contact, now: datetime) -> str:
@@ -50,8 +43,69 @@ def live_state(contact: Contact, now: datetime) -> str:
     return state
 
 
-def summary(contact: Contact, now: datetime) -> dict[str, Any]:
-    """Return a contact's list entry."""
+@dataclass(frozen=True)
+class ContactSummary:
+    """A contact's list entry; ``sla_state`` is the state now (a passed due time is breached)."""
+
+    id: int
+    reference: str
+    channel: str
+    status: str
+    account_id: str | None
+    account_name: str | None
+    tier: str | None
+    severity: str
+    category: str
+    topic: str | None
+    region: str | None
+    queue: str | None
+    priority: int
+    subject: str | None
+    from_address: str | None
+    tags: list[str]
+    received_at: datetime
+    sla_policy: str | None
+    warning_at: datetime | None
+    due_at: datetime | None
+    sla_state: str
+    sla_state_recorded: str
+    first_response_at: datetime | None
+    accepted_at: datetime | None
+    resolved_at: datetime | None
+    wait_seconds: int | None
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One entry on a contact's timeline."""
+
+    id: int
+    at: datetime
+    kind: str
+    actor: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ContactDetail(ContactSummary):
+    """A contact with its routing decision, trace and timeline."""
+
+    external_id: str
+    admin_email: str | None
+    via_partner_id: str | None
+    language: str | None
+    sla_started_at: datetime | None
+    rule_version: int | None
+    matched_rule: str | None
+    checklist: dict[str, Any]
+    # Email: whether the From: address was proven by an aligned SPF/DKIM/DMARC pass, and why.
+    sender: dict[str, Any] | None
+    decision: dict[str, Any]
+    trace: list[dict[str, Any]]
+    events: list[TimelineEvent]
+
+
+def _summary_fields(contact: Contact, now: datetime) -> dict[str, Any]:
     waiting = contact.status == ContactStatus.WAITING.value
     return {
         "id": contact.id,
@@ -70,53 +124,51 @@ def summary(contact: Contact, now: datetime) -> dict[str, Any]:
         "subject": contact.subject,
         "from_address": contact.from_address,
         "tags": list(contact.tags or []),
-        "received_at": iso(contact.received_at),
+        "received_at": contact.received_at,
         "sla_policy": contact.sla_policy,
-        "warning_at": iso(contact.warning_at),
-        "due_at": iso(contact.due_at),
+        "warning_at": contact.warning_at,
+        "due_at": contact.due_at,
         "sla_state": live_state(contact, now),
         "sla_state_recorded": contact.sla_state,
-        "first_response_at": iso(contact.first_response_at),
-        "accepted_at": iso(contact.accepted_at),
-        "resolved_at": iso(contact.resolved_at),
+        "first_response_at": contact.first_response_at,
+        "accepted_at": contact.accepted_at,
+        "resolved_at": contact.resolved_at,
         "wait_seconds": max(0, int((now - contact.received_at).total_seconds()))
         if waiting
         else None,
     }
 
 
-def event_dict(event: ContactEvent) -> dict[str, Any]:
+def summary(contact: Contact, now: datetime) -> ContactSummary:
+    """Return a contact's list entry."""
+    return ContactSummary(**_summary_fields(contact, now))
+
+
+def timeline_event(event: ContactEvent) -> TimelineEvent:
     """Return a timeline entry."""
-    return {
-        "id": event.id,
-        "at": iso(event.at),
-        "kind": event.kind,
-        "actor": event.actor,
-        "data": dict(event.data or {}),
-    }
-
-
-def detail(contact: Contact, now: datetime) -> dict[str, Any]:
-    """Return a contact with its routing decision, trace and timeline."""
-    data = summary(contact, now)
-    decision = dict(contact.decision or {})
-    data.update(
-        {
-            "external_id": contact.external_id,
-            "admin_email": contact.admin.email if contact.admin is not None else None,
-            "via_partner_id": contact.via_partner_id,
-            "language": contact.language,
-            "sla_started_at": iso(contact.sla_started_at),
-            "rule_version": contact.rule_version,
-            "matched_rule": contact.matched_rule,
-            "checklist": dict(contact.checklist or {}),
-            "sender": sender_check(contact),
-            "decision": {key: value for key, value in decision.items() if key != "trace"},
-            "trace": list(decision.get("trace") or []),
-            "events": [event_dict(event) for event in contact.events],
-        }
+    return TimelineEvent(
+        id=event.id, at=event.at, kind=event.kind, actor=event.actor, data=dict(event.data or {})
     )
-    return data
+
+
+def detail(contact: Contact, now: datetime) -> ContactDetail:
+    """Return a contact with its routing decision, trace and timeline."""
+    decision = dict(contact.decision or {})
+    return ContactDetail(
+        **_summary_fields(contact, now),
+        external_id=contact.external_id,
+        admin_email=contact.admin.email if contact.admin is not None else None,
+        via_partner_id=contact.via_partner_id,
+        language=contact.language,
+        sla_started_at=contact.sla_started_at,
+        rule_version=contact.rule_version,
+        matched_rule=contact.matched_rule,
+        checklist=dict(contact.checklist or {}),
+        sender=sender_check(contact),
+        decision={key: value for key, value in decision.items() if key != "trace"},
+        trace=list(decision.get("trace") or []),
+        events=[timeline_event(event) for event in contact.events],
+    )
 
 
 def sender_check(contact: Contact) -> dict[str, Any] | None:
@@ -187,7 +239,8 @@ def list_contacts(
     return page_dict(items, page, per_page, total)
 
 
-def _load(session: Session, contact_id: int) -> Contact:
+def load_contact(session: Session, contact_id: int) -> Contact:
+    """Return a contact with its account, admin and timeline loaded; raise NotFound."""
     contact = session.get(
         Contact,
         contact_id,
@@ -202,297 +255,7 @@ def _load(session: Session, contact_id: int) -> Contact:
     return contact
 
 
-def get_contact(db: Database, contact_id: int, now: datetime) -> dict[str, Any]:
+def get_contact(db: Database, contact_id: int, now: datetime) -> ContactDetail:
     """Return one contact in full."""
     with db.session() as session:
-        return detail(_load(session, contact_id), now)
-
-
-def _event(contact: Contact, now: datetime, kind: str, actor: str, **data: Any) -> None:
-    contact.events.append(ContactEvent(at=now, kind=kind, actor=actor, data=data))
-
-
-def _audit(
-    session: Session,
-    contact: Contact,
-    action: str,
-    actor: str,
-    now: datetime,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> None:
-    audit.record(
-        session,
-        actor=actor,
-        action=action,
-        entity_type="contact",
-        entity_id=str(contact.id),
-        before=before,
-        after=after,
-        at=now,
-    )
-
-
-def _open(contact: Contact, doing: str) -> None:
-    if contact.status not in OPEN_STATUSES:
-        raise Conflict(
-            f"contact {contact.reference} is {contact.status}; only waiting or accepted "
-            f"contacts can be {doing}",
-            status=contact.status,
-        )
-
-
-def accept(
-    db: Database, contact_id: int, *, actor: str, now: datetime, note: str | None = None
-) -> dict[str, Any]:
-    """Take a waiting contact out of its queue for the staff member."""
-    with db.transaction() as session:
-        contact = _load(session, contact_id)
-        if contact.status != ContactStatus.WAITING.value:
-            raise Conflict(
-                f"contact {contact.reference} is {contact.status}, not waiting",
-                status=contact.status,
-            )
-        contact.status = ContactStatus.ACCEPTED.value
-        contact.accepted_at = now
-        _event(contact, now, "accepted", actor, queue=contact.queue_key, note=note)
-        _audit(
-            session,
-            contact,
-            "contact.accept",
-            actor,
-            now,
-            {"status": ContactStatus.WAITING.value},
-            {"status": contact.status, "accepted_at": now.isoformat()},
-        )
-        session.flush()
-        return detail(contact, now)
-
-
-def _stop_clock(
-    contact: Contact, at: datetime, actor: str, now: datetime, note: str | None = None
-) -> str:
-    """Record the first response at ``at``; return the SLA state it leaves."""
-    contact.first_response_at = at
-    old = contact.sla_state
-    if contact.due_at is not None and contact.sla_started_at is not None:
-        clock = _clock(contact)
-        new = clock.state(now, at).value
-    else:
-        new = old
-    contact.sla_state = new
-    _event(contact, now, "first_response", actor, at=at.isoformat(), sla_state=new, note=note)
-    if new != old:
-        _event(contact, now, f"sla_{new}", actor, due_at=iso(contact.due_at), responded_at=iso(at))
-    return new
-
-
-def mark_answered(
-    session: Session,
-    contact: Contact,
-    at: datetime,
-    *,
-    actor: str,
-    now: datetime,
-    accept: bool = True,
-) -> None:
-    """Record in the caller's transaction that a person answered a contact at ``at``.
-
-    With ``accept`` a waiting contact leaves its queue (an engineer picked up the call); and,
-    unless one is already recorded, this was its first response, which stops the SLA clock (an
-    answered contact must not warn, breach or escalate).
-    Events are added without loading the timeline, so a voice webhook stays a few statements.
-    """
-    events: list[tuple[str, dict[str, Any]]] = []
-    if accept and contact.status == ContactStatus.WAITING.value:
-        contact.status = ContactStatus.ACCEPTED.value
-        contact.accepted_at = at
-        events.append(("accepted", {"queue": contact.queue_key, "at": at.isoformat()}))
-    if contact.first_response_at is None:
-        contact.first_response_at = at
-        old = contact.sla_state
-        if contact.due_at is not None and contact.sla_started_at is not None:
-            contact.sla_state = _clock(contact).state(now, at).value
-        events.append(("first_response", {"at": at.isoformat(), "sla_state": contact.sla_state}))
-        if contact.sla_state != old:
-            events.append(
-                (
-                    f"sla_{contact.sla_state}",
-                    {"due_at": iso(contact.due_at), "responded_at": iso(at)},
-                )
-            )
-    session.add_all(
-        ContactEvent(contact_id=contact.id, at=now, kind=kind, actor=actor, data=data)
-        for kind, data in events
-    )
-
-
-def _clock(contact: Contact) -> SlaClock:
-    assert contact.sla_started_at is not None
-    assert contact.warning_at is not None and contact.due_at is not None
-    return SlaClock(
-        policy=contact.sla_policy or "",
-        severity=Severity(contact.severity),
-        received_at=contact.received_at,
-        started_at=contact.sla_started_at,
-        warning_at=contact.warning_at,
-        due_at=contact.due_at,
-    )
-
-
-def record_first_response(
-    db: Database,
-    contact_id: int,
-    *,
-    actor: str,
-    now: datetime,
-    at: datetime | None = None,
-    note: str | None = None,
-) -> dict[str, Any]:
-    """Record the first response (stops the SLA clock: met or missed)."""
-    at = at or now
-    with db.transaction() as session:
-        contact = _load(session, contact_id)
-        _open(contact, "responded to")
-        if contact.first_response_at is not None:
-            raise Conflict(
-                f"contact {contact.reference} already has its first response "
-                f"({contact.first_response_at.isoformat()})"
-            )
-        if at < contact.received_at:
-            raise Invalid(
-                "the first response cannot be before the contact was received",
-                errors={"at": [f"must be at or after {contact.received_at.isoformat()}"]},
-            )
-        if at > now + CLOCK_SKEW:
-            raise Invalid("the first response cannot be in the future", errors={"at": ["future"]})
-        before = {"first_response_at": None, "sla_state": contact.sla_state}
-        state = _stop_clock(contact, at, actor, now, note)
-        _audit(
-            session,
-            contact,
-            "contact.first_response",
-            actor,
-            now,
-            before,
-            {"first_response_at": at.isoformat(), "sla_state": state},
-        )
-        session.flush()
-        return detail(contact, now)
-
-
-def resolve(
-    db: Database, contact_id: int, *, actor: str, now: datetime, note: str | None = None
-) -> dict[str, Any]:
-    """Resolve a contact; resolving also counts as the first response if none was recorded."""
-    with db.transaction() as session:
-        contact = _load(session, contact_id)
-        _open(contact, "resolved")
-        before = {"status": contact.status, "sla_state": contact.sla_state}
-        if contact.first_response_at is None:
-            _stop_clock(contact, now, actor, now, "resolved")
-        contact.status = ContactStatus.RESOLVED.value
-        contact.resolved_at = now
-        _event(contact, now, "resolved", actor, note=note)
-        _audit(
-            session,
-            contact,
-            "contact.resolve",
-            actor,
-            now,
-            before,
-            {"status": contact.status, "sla_state": contact.sla_state, "note": note},
-        )
-        session.flush()
-        return detail(contact, now)
-
-
-def _calendar(
-    session: Session, cache: RoutingCache, policy: Policy, contact: Contact
-) -> BusinessCalendar:
-    day = contact.received_at.date()
-    account = session.get(Account, contact.account_id) if contact.account_id else None
-    if account is not None:
-        return cache.account_calendar(session, account, day)
-    region = contact.region if contact.region in policy.regions else policy.default_region
-    return cache.region_calendar(session, region or policy.default_region, day)
-
-
-_RUNNING = (SlaState.OK, SlaState.WARNING, SlaState.BREACHED)
-
-
-def _regraded_state(old: SlaState, computed: SlaState) -> SlaState:
-    """Return the state a re-graded clock takes now.
-
-    A running clock may step back (a later due time un-breaches it), but a step forward is left
-    to the SLA sweep, so a breach caused by a re-grade is escalated and notified like any other.
-    """
-    if computed not in _RUNNING:
-        return computed  # met or missed: the first response is already recorded
-    current = old if old in _RUNNING else SlaState.OK
-    return computed if _RUNNING.index(computed) <= _RUNNING.index(current) else current
-
-
-def regrade_severity(
-    db: Database,
-    cache: RoutingCache,
-    policy: Policy,
-    contact_id: int,
-    severity: Severity,
-    *,
-    actor: str,
-    now: datetime,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """Change a contact's severity; the due time is recomputed from the original receipt time.
-
-    Priority moves by the difference between the two severities' boosts, so a re-grade to S1
-    is served ahead as an S1 received would be; a recorded first response is judged against the
-    new due time.
-    """
-    with db.transaction() as session:
-        contact = _load(session, contact_id)
-        _open(contact, "re-graded")
-        old = Severity(contact.severity)
-        if old is severity:
-            return detail(contact, now)
-        before = {
-            "severity": old.value,
-            "priority": contact.priority,
-            "due_at": iso(contact.due_at),
-            "sla_state": contact.sla_state,
-        }
-        boost = policy.severities[severity].priority_boost
-        boost -= policy.severities[old].priority_boost
-        contact.severity = severity.value
-        contact.priority = max(0, min(100, contact.priority + boost))
-        sla_policy = policy.sla_policies.get(contact.sla_policy or "")
-        old_state = contact.sla_state
-        if sla_policy is not None:
-            calendar = _calendar(session, cache, policy, contact)
-            if contact.due_at is not None and contact.sla_started_at is not None:
-                clock = regrade(_clock(contact), severity, sla_policy, calendar)
-            else:
-                clock = start_clock(sla_policy, severity, contact.received_at, calendar)
-            if clock is None:
-                contact.sla_started_at = contact.warning_at = contact.due_at = None
-                contact.sla_state = SlaState.NONE.value
-            else:
-                contact.sla_started_at = clock.started_at
-                contact.warning_at = clock.warning_at
-                contact.due_at = clock.due_at
-                contact.sla_state = _regraded_state(
-                    SlaState(old_state), clock.state(now, contact.first_response_at)
-                ).value
-        after = {
-            "severity": severity.value,
-            "priority": contact.priority,
-            "due_at": iso(contact.due_at),
-            "sla_state": contact.sla_state,
-        }
-        _event(contact, now, "regraded", actor, reason=reason, before=before, after=after)
-        if contact.sla_state != old_state:
-            _event(contact, now, f"sla_{contact.sla_state}", actor, due_at=iso(contact.due_at))
-        _audit(session, contact, "contact.regrade", actor, now, before, {**after, "reason": reason})
-        session.flush()
-        return detail(contact, now)
+        return detail(load_contact(session, contact_id), now)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from router.core.domain import ContactStatus, Severity, Topic
-from router.services import contacts
+from router.services import contact_changes
 from router.services.sla_monitor import SlaMonitor
 from router.store.models import Contact, ContactEvent
 from router.store.models.scheduler import Notification
@@ -292,7 +292,7 @@ def test_a_contact_regraded_through_the_staff_service_fires_at_its_new_due_time(
 ) -> None:
     contact_id = world.contact(FRIDAY, severity=Severity.S3)  # premium S3: due in 4 h
     world.monitor.sweep(FRIDAY + timedelta(minutes=20))
-    contacts.regrade_severity(
+    contact_changes.regrade_severity(
         world.db,
         world.intake.cache,
         world.policy,
