@@ -1,27 +1,27 @@
-"""Application factory: the one place that wires settings, policy, database and blueprints."""
+"""Application factory: the one place that wires settings, policy, store, services and blueprints.
+
+Read top to bottom: configuration (config/), the Flask app with its request and session classes
+(router/http.py), what every request shares (router/runtime.py), then the blueprints, the CLI,
+metrics and error answers.
+"""
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
-from typing import Any
 
-import flask
 from flask import Flask, Response, g, jsonify, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from werkzeug.exceptions import BadRequest, HTTPException
-from werkzeug.wsgi import LimitedStream
+from werkzeug.exceptions import HTTPException
 
 from channels.chat import views as chat
 from channels.email import views as email
 from channels.voice import views as voice
-from config import PolicyError, Settings, SettingsError, load_policy
+from config import Policy, PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
 from router.api import init_api
 from router.console import views as console
-from router.core.validation import json_body_problem
+from router.http import CookieSessions, Request
 from router.intake.service import IntakeService
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
@@ -39,79 +39,9 @@ class StartupError(SystemExit):
     """The service refuses to start; the message names the variable or the policy file and key."""
 
 
-class Request(flask.Request):
-    """Flask's request, except that a body sent without a Content-Length is refused (413) when
-    it reaches the size limit instead of being read cut short, and a JSON body nested too deep
-    or holding a lone surrogate is refused (400) before anything parses it.
-
-    Werkzeug stops reading such a (chunked) body at ``max_content_length`` without an error: an
-    oversize email would be stored truncated, and any form or JSON silently shortened. Every
-    JSON reader (Flask's get_json, the API's webargs parser, the email providers' JSON) reads
-    the body through get_data, so the JSON check there covers every endpoint once: Python's
-    parser raises RecursionError on deep nesting, and a lone surrogate cannot be stored.
-    """
-
-    _json_checked = False
-
-    def get_data(  # type: ignore[override]
-        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
-    ) -> bytes | str:
-        if self.is_json:
-            self._refuse_hostile_json()
-        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
-        self._refuse_if_cut_short()
-        return data
-
-    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        if force:  # a body parsed as JSON whatever its Content-Type is checked as JSON too
-            self._refuse_hostile_json()
-        return super().get_json(force=force, silent=silent, cache=cache)
-
-    def _refuse_hostile_json(self) -> None:
-        if self._json_checked:
-            return
-        self._json_checked = True
-        body = super().get_data(cache=True)  # cached: whoever reads it next gets the same bytes
-        self._refuse_if_cut_short()
-        # The checks read UTF-8 bytes, and Flask's parser would also take UTF-16 or UTF-32 (with
-        # brackets and surrogates the checks cannot see): RFC 8259 JSON between systems is UTF-8.
-        if body and json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
-            raise BadRequest("the JSON body must be UTF-8 (RFC 8259)")
-        # A provider's email (Postmark's JSON) is kept, its text cleaned by the email channel,
-        # rather than refused: a 4xx would make the provider drop a customer's message.
-        problem = json_body_problem(body, allow_lone_surrogates=self.path.startswith("/email/"))
-        if problem:
-            raise BadRequest(problem)
-
-    def _load_form_data(self) -> None:
-        super()._load_form_data()
-        self._refuse_if_cut_short()
-
-    def _refuse_if_cut_short(self) -> None:
-        stream = self.stream
-        cut_short = isinstance(stream, LimitedStream) and stream.is_exhausted
-        if self.content_length is None and cut_short:
-            stream.read(1)  # past a maximum this raises RequestEntityTooLarge
-
-
-class CookieSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions (the console's), not unpacked for requests without the
-    cookie: every webhook would otherwise build a signer for nothing."""
-
-    def open_session(self, app: Flask, request: flask.Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
-            return self.session_class()
-        return super().open_session(app, request)
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from ``settings`` (read from the environment when not given)."""
-    try:
-        settings = settings if settings is not None else Settings.from_env()
-        policy = load_policy(settings.policy_dir)
-    except (SettingsError, PolicyError) as exc:
-        # SystemExit prints one clear line (no traceback) under flask, gunicorn and python.
-        raise StartupError(f"contact router refuses to start: {exc}") from exc
+    settings, policy = _configuration(settings)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -127,21 +57,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
     )
-    db = Database(settings.database_url)
-    app.extensions[EXTENSION_KEY] = Runtime(
-        settings=settings,
-        policy=policy,
-        db=db,
-        metrics=Metrics(),
-        intake=IntakeService(db, policy, RoutingCache(policy)),
-    )
+    app.extensions[EXTENSION_KEY] = _runtime(settings, policy)
 
-    app.register_blueprint(ops.blueprint)
-    app.register_blueprint(voice.blueprint)
-    app.register_blueprint(email.blueprint)
-    app.register_blueprint(chat.blueprint)
-    app.register_blueprint(console.blueprint)
-    init_api(app)
+    _register_blueprints(app)
     cli.register(app)
     _instrument(app)
     _register_error_handlers(app)
@@ -151,6 +69,39 @@ def create_app(settings: Settings | None = None) -> Flask:
         gc.collect()
         gc.freeze()
     return app
+
+
+def _configuration(settings: Settings | None) -> tuple[Settings, Policy]:
+    """Return the settings (from the environment when not given) and the policy they name."""
+    try:
+        settings = settings if settings is not None else Settings.from_env()
+        policy = load_policy(settings.policy_dir)
+    except (SettingsError, PolicyError) as exc:
+        # SystemExit prints one clear line (no traceback) under flask, gunicorn and python.
+        raise StartupError(f"contact router refuses to start: {exc}") from exc
+    return settings, policy
+
+
+def _runtime(settings: Settings, policy: Policy) -> Runtime:
+    """Build what every request shares: the store, the metrics and the intake service."""
+    db = Database(settings.database_url)
+    return Runtime(
+        settings=settings,
+        policy=policy,
+        db=db,
+        metrics=Metrics(),
+        intake=IntakeService(db, policy, RoutingCache(policy)),
+    )
+
+
+def _register_blueprints(app: Flask) -> None:
+    """Mount the health and metrics views, the three channels, the console and the API."""
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(voice.blueprint)
+    app.register_blueprint(email.blueprint)
+    app.register_blueprint(chat.blueprint)
+    app.register_blueprint(console.blueprint)
+    init_api(app)
 
 
 def _instrument(app: Flask) -> None:
