@@ -8,15 +8,15 @@ queueing behind each other. Every query is a range scan on ``ix_contacts_sla_war
 ``ix_contacts_sla_due`` (state first, then the instant), so a sweep reads the contacts that are
 due, never the contacts that are merely open.
 
-Re-grading (router.services.contacts) recomputes warning_at/due_at and the recorded state;
+Re-grading (router.services.contact_changes) recomputes warning_at/due_at and the recorded state;
 the sweep always reads the instants as they are now, so a re-graded clock fires at its new points.
 Contacts whose first response is recorded (met/missed) or that have no clock (none) are never read.
+Who is told about a transition, and what, is router.services.sla_notices.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,15 +29,23 @@ from sqlalchemy.orm import Session
 from config.policy import EscalationPolicy, Policy
 from router.core.calendar import as_utc
 from router.core.domain import ContactStatus, SlaState
+from router.services.paging import iso
+from router.services.sla_notices import (
+    EVENT_BREACHED,
+    EVENT_WARNING,
+    QueueInfo,
+    load_accounts,
+    load_queues,
+    notice_payload,
+    outbox_rows,
+)
 from router.store.db import Database
-from router.store.models import Account, Contact, ContactEvent, Queue
+from router.store.models import Contact, ContactEvent
 from router.store.models.scheduler import Notification
 
 log = logging.getLogger(__name__)
 
 ACTOR = "sla-monitor"
-EVENT_WARNING = "sla.warning"
-EVENT_BREACHED = "sla.breached"
 
 # What a transition hands on: enough of the contact to escalate it and to tell people about it.
 _RETURNED = (
@@ -81,24 +89,6 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
-class _QueueInfo:
-    key: str
-    name: str
-    kind: str
-    active: bool
-    owners: tuple[str, ...]
-    webhook_url: str | None
-
-
-@dataclass(frozen=True)
-class _AccountInfo:
-    id: str
-    name: str
-    csm_email: str | None
-    account_manager_email: str | None
-
-
-@dataclass(frozen=True)
 class _Batch:
     """What one batch's transaction did."""
 
@@ -127,7 +117,7 @@ class SlaMonitor:
         """Record every warning and breach due at ``now`` exactly once; escalate and notify."""
         now = as_utc(now, "now")
         with self.db.session() as session:
-            queues = _load_queues(session)
+            queues = load_queues(session)
         breaches = escalated = notifications = 0
         # Contacts already warned first, then those that passed both points since the last sweep
         # (after downtime): the latter get their missed warning on the timeline too.
@@ -202,7 +192,7 @@ class SlaMonitor:
         session: Session,
         now: datetime,
         leaving: SlaState,
-        queues: Mapping[str, _QueueInfo],
+        queues: Mapping[str, QueueInfo],
     ) -> _Batch:
         conditions = (
             Contact.sla_state == leaving.value,
@@ -213,7 +203,7 @@ class SlaMonitor:
         rows = self._transition(session, ids, conditions, SlaState.BREACHED)
         if not rows:
             return _Batch(more=len(ids) == self.batch_size)
-        accounts = _load_accounts(session, {row.account_id for row in rows})
+        accounts = load_accounts(session, {row.account_id for row in rows})
         events: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         outbox: list[dict[str, Any]] = []
@@ -234,14 +224,14 @@ class SlaMonitor:
                 events.append(
                     _event(row.id, now, "escalated", {"policy": row.sla_policy, **applied})
                 )
-            payload = _payload(EVENT_BREACHED, row, accounts.get(row.account_id or ""), now)
+            payload = notice_payload(EVENT_BREACHED, row, accounts.get(row.account_id or ""), now)
             payload["escalation"] = applied or None
             targets = escalation.notify if escalation else ()
             notify_queues = [row.queue_key]
             if applied and applied["queue"]["to"] != row.queue_key:
                 notify_queues.append(applied["queue"]["to"])
             outbox.extend(
-                _notifications(
+                outbox_rows(
                     row, targets, notify_queues, queues, accounts, EVENT_BREACHED, payload, now
                 )
             )
@@ -258,7 +248,7 @@ class SlaMonitor:
         )
 
     def _warning_batch(
-        self, session: Session, now: datetime, queues: Mapping[str, _QueueInfo]
+        self, session: Session, now: datetime, queues: Mapping[str, QueueInfo]
     ) -> _Batch:
         conditions = (
             Contact.sla_state == SlaState.OK.value,
@@ -270,17 +260,17 @@ class SlaMonitor:
         rows = self._transition(session, ids, conditions, SlaState.WARNING)
         if not rows:
             return _Batch(more=len(ids) == self.batch_size)
-        accounts = _load_accounts(session, {row.account_id for row in rows})
+        accounts = load_accounts(session, {row.account_id for row in rows})
         events: list[dict[str, Any]] = []
         outbox: list[dict[str, Any]] = []
         for row in rows:
             assert row.warning_at is not None
             events.append(_event(row.id, row.warning_at, "sla_warning", _sla_data(row, now)))
             escalation = self.policy.escalations.get(row.sla_policy or "")
-            payload = _payload(EVENT_WARNING, row, accounts.get(row.account_id or ""), now)
+            payload = notice_payload(EVENT_WARNING, row, accounts.get(row.account_id or ""), now)
             targets = escalation.warn if escalation else ()
             outbox.extend(
-                _notifications(
+                outbox_rows(
                     row, targets, [row.queue_key], queues, accounts, EVENT_WARNING, payload, now
                 )
             )
@@ -294,43 +284,8 @@ class SlaMonitor:
         )
 
 
-def _load_queues(session: Session) -> dict[str, _QueueInfo]:
-    """Read every queue once per sweep (a small table)."""
-    return {
-        queue.key: _QueueInfo(
-            key=queue.key,
-            name=queue.name,
-            kind=queue.kind,
-            active=queue.active,
-            owners=tuple(owner for owner in queue.owners or () if _is_address(owner)),
-            webhook_url=queue.webhook_url or None,
-        )
-        for queue in session.scalars(select(Queue))
-    }
-
-
-def _load_accounts(session: Session, ids: set[str | None]) -> dict[str, _AccountInfo]:
-    wanted = [account_id for account_id in ids if account_id]
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(Account.id, Account.name, Account.csm_email, Account.account_manager_email).where(
-            Account.id.in_(wanted)
-        )
-    )
-    return {
-        row.id: _AccountInfo(
-            id=row.id,
-            name=row.name,
-            csm_email=row.csm_email,
-            account_manager_email=row.account_manager_email,
-        )
-        for row in rows
-    }
-
-
 def _escalate(
-    row: Row[Any], escalation: EscalationPolicy | None, queues: Mapping[str, _QueueInfo]
+    row: Row[Any], escalation: EscalationPolicy | None, queues: Mapping[str, QueueInfo]
 ) -> dict[str, Any]:
     """Work out a breached contact's new priority and queue; empty when nothing changes."""
     if escalation is None:
@@ -354,93 +309,12 @@ def _escalate(
     }
 
 
-def _notifications(
-    row: Row[Any],
-    targets: Iterable[str],
-    queue_keys: Iterable[str | None],
-    queues: Mapping[str, _QueueInfo],
-    accounts: Mapping[str, _AccountInfo],
-    event: str,
-    payload: dict[str, Any],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """Return the outbox rows for one transition: one per email address and per webhook URL."""
-    wanted = set(targets)
-    involved = [queues[key] for key in queue_keys if key and key in queues]
-    account = accounts.get(row.account_id or "")
-    addresses: dict[str, str] = {}  # lower-case -> as written, so nobody is mailed twice
-    if "queue_owners" in wanted:
-        for queue in involved:
-            for owner in queue.owners:
-                addresses.setdefault(owner.lower(), owner)
-    if account is not None:
-        if "csm" in wanted and _is_address(account.csm_email):
-            assert account.csm_email is not None
-            addresses.setdefault(account.csm_email.lower(), account.csm_email)
-        if "account_manager" in wanted and _is_address(account.account_manager_email):
-            assert account.account_manager_email is not None
-            addresses.setdefault(
-                account.account_manager_email.lower(), account.account_manager_email
-            )
-    urls: list[str] = []
-    if "webhook" in wanted:
-        for queue in involved:
-            if queue.webhook_url and queue.webhook_url not in urls:
-                urls.append(queue.webhook_url)
-    common = {
-        "contact_id": row.id,
-        "event": event,
-        "payload": payload,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-    return [{**common, "channel": "email", "target": address} for address in addresses.values()] + [
-        {**common, "channel": "webhook", "target": url} for url in urls
-    ]
-
-
-def _payload(
-    event: str, row: Row[Any], account: _AccountInfo | None, now: datetime
-) -> dict[str, Any]:
-    """Return what a notification says about a transition (the webhook body, the email's facts)."""
-    occurred = row.due_at if event == EVENT_BREACHED else row.warning_at
-    return {
-        "event": event,
-        "event_id": uuid.uuid4().hex,
-        "occurred_at": _iso(occurred),
-        "detected_at": now.isoformat(),
-        "contact": {
-            "id": row.id,
-            "reference": f"C-{row.id}",
-            "channel": row.channel,
-            "subject": row.subject,
-            "status": row.status,
-            "account": {"id": account.id, "name": account.name} if account else None,
-            "tier": row.tier,
-            "severity": row.severity,
-            "category": row.category,
-            "topic": row.topic,
-            "queue": row.queue_key,
-            "priority": row.priority,
-            "received_at": _iso(row.received_at),
-            "sla": {
-                "policy": row.sla_policy,
-                "state": "breached" if event == EVENT_BREACHED else "warning",
-                "warning_at": _iso(row.warning_at),
-                "due_at": _iso(row.due_at),
-            },
-        },
-    }
-
-
 def _sla_data(row: Row[Any], now: datetime, *, late: bool = False) -> dict[str, Any]:
     data = {
         "policy": row.sla_policy,
         "severity": row.severity,
-        "warning_at": _iso(row.warning_at),
-        "due_at": _iso(row.due_at),
+        "warning_at": iso(row.warning_at),
+        "due_at": iso(row.due_at),
         "detected_at": now.isoformat(),
     }
     if late:
@@ -451,11 +325,3 @@ def _sla_data(row: Row[Any], now: datetime, *, late: bool = False) -> dict[str, 
 
 def _event(contact_id: int, at: datetime, kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"contact_id": contact_id, "at": at, "kind": kind, "actor": ACTOR, "data": data}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _is_address(value: object) -> bool:
-    return isinstance(value, str) and "@" in value and not any(c.isspace() for c in value)
