@@ -57,11 +57,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
     )
-    app.extensions[EXTENSION_KEY] = _runtime(settings, policy)
+    runtime = _runtime(settings, policy)
+    app.extensions[EXTENSION_KEY] = runtime
 
     _register_blueprints(app)
     cli.register(app)
-    _instrument(app)
+    _instrument(app, runtime.metrics)
     _register_error_handlers(app)
     if settings.is_production:
         # The app's ~200,000 start-up objects live as long as the process; left to the cyclic
@@ -104,9 +105,8 @@ def _register_blueprints(app: Flask) -> None:
     init_api(app)
 
 
-def _instrument(app: Flask) -> None:
+def _instrument(app: Flask, metrics: Metrics) -> None:
     """Count and time every request by its URL rule (bounded label values)."""
-    metrics: Metrics = app.extensions[EXTENSION_KEY].metrics
 
     @app.before_request
     def _start_timer() -> None:
