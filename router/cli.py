@@ -18,7 +18,7 @@ from channels.simulate import simulate_group
 from router.core.domain import Category, Channel, Severity, Tier, Topic
 from router.core.rules import ContactAttributes, RuleValidationError
 from router.core.validation import parse_instant
-from router.intake.service import ContactRequest, IdentityError
+from router.intake import ContactRequest, IdentityError, Sender
 from router.runtime import runtime
 from router.scheduler.cli import scheduler_command
 from router.services.account_import import CsvImportError, import_accounts_csv
@@ -194,8 +194,7 @@ def explain(
             channel=Channel(channel),
             external_id="explain",
             received_at=received_at,
-            account_id=account_id,
-            admin_email=admin_email,
+            sender=Sender(account_id=account_id, admin_email=admin_email),
             severity=Severity(severity),
             category=Category(category),
             topic=Topic(topic) if topic else None,

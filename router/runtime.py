@@ -8,7 +8,7 @@ from flask import current_app
 
 from config.policy import Policy
 from config.settings import Settings
-from router.intake.service import IntakeService
+from router.intake import IntakeService
 from router.metrics import Metrics
 from router.store.db import Database
 

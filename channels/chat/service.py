@@ -25,8 +25,18 @@ from config.policy import Policy
 from config.settings import Settings
 from router.core.calendar import as_utc
 from router.core.domain import Category, Channel, ContactStatus, Severity, Tier, Topic
-from router.core.entitlement import Access
-from router.intake.service import ContactRequest, IdentityError, IntakeResult, IntakeService
+from router.intake import (
+    ContactRequest,
+    FollowUp,
+    IdentityError,
+    IntakeMode,
+    IntakeResult,
+    IntakeService,
+    Sender,
+    StoredContact,
+    StoredDecision,
+    identify_admin,
+)
 from router.services import waiting
 from router.store.db import Database
 from router.store.models import Account, Contact, ContactEvent, Queue
@@ -144,15 +154,10 @@ class ChatService:
 
     def _portal_user(self, session: Session, claims: PortalClaims) -> PortalUser:
         """Return the active admin ``claims`` name, acting for its org; raise AuthError if none."""
-        probe = ContactRequest(
-            channel=Channel.CHAT,
-            external_id="authentication",
-            received_at=self.now(),
-            account_id=claims.account_id,
-            admin_email=claims.admin_email,
-        )
         try:
-            identity = self.intake.identify(session, probe)
+            identity = identify_admin(
+                session, account_id=claims.account_id, admin_email=claims.admin_email
+            )
         except IdentityError as exc:
             raise _auth_error(exc.reason) from None
         assert identity.admin is not None  # the token names an admin
@@ -195,13 +200,14 @@ class ChatService:
             details=details,
         )
 
-        def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
+        def answer(stored: StoredContact) -> dict[str, Any]:
+            session, contact, result = stored.session, stored.contact, stored.result
             if not result.created:
                 self._check_replayer(session, claims, result)
                 _check_replay(session, contact, fingerprint)
             return self._session_body(session, _current(session, contact), now)
 
-        result, body = self._intake_then(request, answer)
+        result, body = self._intake_with_answer(request, answer)
         if result.created:
             log.info(
                 "chat opened contact=%s mode=%s queue=%s",
@@ -292,8 +298,8 @@ class ChatService:
                 channel=Channel.CHAT,
                 external_id=f"{bot.external_id}{HANDOFF_SUFFIX}",
                 received_at=now,
-                account_id=bot.account_id,
-                admin_email=user.admin_email,
+                sender=Sender(account_id=bot.account_id, admin_email=user.admin_email),
+                mode=IntakeMode.AUTHENTICATED,
                 subject=bot.subject,
                 severity=Severity(bot.severity),
                 category=Category(bot.category),
@@ -301,7 +307,6 @@ class ChatService:
                 handoff=True,
                 checklist=dict(bot.checklist),
                 details=details,
-                refuse_unidentified=True,
             )
         result = self._intake(request)
         self._link_handoff(contact_id, result, now)
@@ -363,13 +368,14 @@ class ChatService:
             details=details,
         )
 
-        def answer(session: Session, contact: Contact, result: IntakeResult) -> dict[str, Any]:
+        def answer(stored: StoredContact) -> dict[str, Any]:
+            session, contact, result = stored.session, stored.contact, stored.result
             if not result.created:
                 self._check_replayer(session, claims, result)
                 _check_replay(session, contact, fingerprint)
             return self._request_body(session, contact)
 
-        result, body = self._intake_then(request, answer)
+        result, body = self._intake_with_answer(request, answer)
         if result.created:
             log.info("portal request contact=%s queue=%s", result.contact_id, body["queue"])
         return Outcome(body, result.created)
@@ -400,20 +406,17 @@ class ChatService:
             channel=channel,
             external_id=self._external_id(channel, claims, key),
             received_at=now,
-            account_id=claims.account_id,
-            admin_email=claims.admin_email,
+            sender=Sender(account_id=claims.account_id, admin_email=claims.admin_email),
             # Intake checks the admin the token names; anyone else is refused, not stored.
-            refuse_unidentified=True,
+            mode=IntakeMode.AUTHENTICATED,
             **fields,
         )
 
-    def _intake_then(
-        self,
-        request: ContactRequest,
-        answer: Callable[[Session, Contact, IntakeResult], dict[str, Any]],
+    def _intake_with_answer(
+        self, request: ContactRequest, answer: FollowUp[dict[str, Any]]
     ) -> tuple[IntakeResult, dict[str, Any]]:
         try:
-            return self.intake.intake_then(request, answer)
+            return self.intake.intake_with_follow_up(request, answer)
         except IdentityError as exc:
             raise _auth_error(exc.reason) from None
 
@@ -620,19 +623,12 @@ def _check_replay(session: Session, contact: Contact, fingerprint: str) -> None:
 
 
 def _mode(contact: Contact, now: datetime) -> Mode:
-    decision = contact.decision or {}
-    access = decision.get("access")
-    return replies.chat_mode(
-        ContactStatus(contact.status),
-        Access(access) if access else None,
-        _next_open(contact),
-        now,
-    )
+    stored = StoredDecision.of(contact.decision)
+    return replies.chat_mode(ContactStatus(contact.status), stored.access, stored.next_open_at, now)
 
 
 def _next_open(contact: Contact) -> datetime | None:
-    raw = (contact.decision or {}).get("next_open_at")
-    return datetime.fromisoformat(raw) if raw else None
+    return StoredDecision.of(contact.decision).next_open_at
 
 
 def _sla(contact: Contact) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Email intake: thread replies, store new mail through the one intake path, owe and send replies.
 
-A new message goes through ``IntakeService.intake_then``: the contact, the message itself and
-the reply it is owed (an outbox row) are stored in one transaction, idempotent on the
+A new message goes through ``IntakeService.intake_with_follow_up``: the contact, the message
+itself and the reply it is owed (an outbox row) are stored in one transaction, idempotent on the
 Message-ID, so a provider retry finds the work done. Replies are sent only after that commit; a
 failed send stays in the outbox and is retried (``retry_due``, run by ``flask --app app email
 retry-outbox`` or the scheduler, and piggy-backed on the next successful send), each attempt on
@@ -30,7 +30,17 @@ from channels.email.replies import ReplyText, acknowledgement, deflection, rejec
 from config.policy import Policy
 from config.settings import Settings
 from router.core.domain import Category, Channel, ContactStatus, Severity
-from router.intake.service import ContactRequest, IntakeResult, IntakeService, ReplyAuthor
+from router.intake import (
+    ContactRequest,
+    IntakeMode,
+    IntakeResult,
+    IntakeService,
+    ReplyAuthor,
+    Sender,
+    StoredContact,
+    StoredDecision,
+    reply_author,
+)
 from router.mailer import Mailer, MailError, mailer_from_settings
 from router.runtime import Runtime
 from router.services import ratelimit
@@ -225,13 +235,14 @@ class EmailChannel:
         if thread.contact_id is not None:
             return self._append(email, sender, thread, classification, now, token)
 
-        def complete(session: Session, contact: Contact, result: IntakeResult) -> Receipt:
+        def complete(stored: StoredContact) -> Receipt:
+            session, contact, result = stored.session, stored.contact, stored.result
             return self._complete(
                 session, email, sender, classification, contact, result, now, token
             )
 
         request = self._request(email, sender, classification, thread, now)
-        return self.intake.intake_then(request, complete)[1]
+        return self.intake.intake_with_follow_up(request, complete)[1]
 
     def check_sender(self, email: InboundEmail) -> SenderCheck:
         """Return whether the message's From: address is proven by an aligned pass."""
@@ -284,7 +295,7 @@ class EmailChannel:
                 return _Thread(contact.id, by)  # a bounce or auto-reply to a message we sent
             why = "automatic mail joins a contact only by naming a message we sent"
             return _Thread(None, None, contact.reference, why)
-        author = self.intake.reply_author(
+        author = reply_author(
             session,
             contact,
             email.from_address,
@@ -370,18 +381,20 @@ class EmailChannel:
             channel=Channel.EMAIL,
             external_id=email.message_id,
             received_at=now,
-            admin_email=email.from_address,
-            sender_trusted=sender.verified,
-            account_hints=tuple(
-                hint for hint in (email.mailbox_hash, classification.account_hint) if hint
+            sender=Sender(
+                admin_email=email.from_address,
+                verified=sender.verified,
+                account_hints=tuple(
+                    hint for hint in (email.mailbox_hash, classification.account_hint) if hint
+                ),
+                from_address=email.from_address,
             ),
-            from_address=email.from_address,
+            mode=IntakeMode.RECORD_ONLY if email.automatic is not None else IntakeMode.ROUTE,
             subject=email.subject[:500] or None,
             severity=classification.severity,
             category=classification.category,
             topic=classification.topic,
             tags=frozenset(tags),
-            record_only=email.automatic is not None,
             checklist={} if email.automatic else classification.checklist.to_dict(),
             details=details,
         )
@@ -432,7 +445,7 @@ class EmailChannel:
         status = ContactStatus(contact.status)
         recipient = email.from_address
         if status is ContactStatus.REJECTED:
-            reason = (contact.decision or {}).get("rejected")
+            reason = StoredDecision.of(contact.decision).rejected
             kind = "rejection"
             if not sender.verified or reason not in EXPLAINED_REJECTIONS or recipient is None:
                 why = (

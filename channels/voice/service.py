@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -52,21 +52,24 @@ from ivr.twiml import TWILIO_HOLD_MUSIC, Urls, Voice, render
 from router.core.calendar import BusinessCalendar
 from router.core.domain import Channel, ContactStatus, Tier
 from router.core.entitlement import Access, channel_entitlement, effective_tier
-from router.core.pins import pin_hash
-from router.intake.service import ContactRequest, IntakeResult, IntakeService
+from router.intake import (
+    ContactRequest,
+    IntakeResult,
+    IntakeService,
+    PinAccount,
+    Sender,
+    account_by_pin,
+)
 from router.services import ratelimit
 from router.services.contact_changes import mark_answered
 from router.services.ratelimit import RateLimit
 from router.store.db import Database
 from router.store.models import (
-    Account,
-    Admin,
     Contact,
     ContactEvent,
     OpsEvent,
     PinAttempt,
     PinLockout,
-    SupportPin,
 )
 from router.store.models.voice import IvrCall
 
@@ -98,43 +101,10 @@ _RECENT_FAILURES = (
 )
 _INSERT_ATTEMPT = insert(cast(Table, PinAttempt.__table__))
 # The PIN step reads through Core rows, not ORM entities: identity-map bookkeeping for three
-# loads was a fifth of the step's time. Rows answer the same attribute names. A PIN issued to
-# an administrator works only while that administrator is active (SPEC 2.6); a PIN issued to
-# the account as a whole has no admin to check.
+# loads was a fifth of the step's time. Rows answer the same attribute names.
 _CALL_BY_SID = select(cast(Table, IvrCall.__table__)).where(
     IvrCall.call_sid == bindparam("call_sid")
 )
-_ACCOUNT_PLACE_BY_PIN = (
-    select(
-        Account.id,
-        Account.tier,
-        Account.trial_started_at,
-        Account.region,
-        Account.country,
-        Account.subdivision,
-        Account.timezone,
-    )
-    .join(SupportPin, SupportPin.account_id == Account.id)
-    .outerjoin(Admin, Admin.id == SupportPin.admin_id)
-    .where(
-        SupportPin.pin_hash == bindparam("pin_hash"),
-        or_(SupportPin.admin_id.is_(None), Admin.active.is_(True)),
-    )
-)
-
-
-@dataclass(frozen=True)
-class _PinAccount:
-    """The account a PIN names: what the PIN step needs of it (the columns it selects)."""
-
-    id: str
-    tier: str
-    trial_started_at: datetime | None
-    region: str | None
-    country: str
-    subdivision: str | None
-    timezone: str
-
 
 # A call's stored row: the ORM entity, or the same columns as a Core row (the PIN step).
 CallRecord = IvrCall | Row[Any]
@@ -602,11 +572,7 @@ class VoiceService:
             )
         account = None
         if keyed is PinInput.CANDIDATE:
-            hashed = pin_hash(self.config.pin_pepper, (digits or "").strip())
-            # A PIN issued to an administrator works only while that administrator is active
-            # (SPEC 2.6); a PIN issued to the account as a whole has no admin to check.
-            found = connection.execute(_ACCOUNT_PLACE_BY_PIN, {"pin_hash": hashed}).first()
-            account = _PinAccount(*found) if found is not None else None
+            account = account_by_pin(connection, self.config.pin_pepper, digits or "")
         connection.execute(
             _INSERT_ATTEMPT,
             {
@@ -629,7 +595,7 @@ class VoiceService:
             return PinCheck(PinOutcome.LOCKED, failed=True)
         return PinCheck(PinOutcome.WRONG, failed=True)
 
-    def _phone_open(self, session: Session, account: _PinAccount, now: datetime) -> bool:
+    def _phone_open(self, session: Session, account: PinAccount, now: datetime) -> bool:
         """Return True when the account's tier in force offers phone support right now."""
         served = effective_tier(
             account_tier=Tier(account.tier),
@@ -750,8 +716,7 @@ class VoiceService:
             channel=Channel.VOICE,
             external_id=row.call_sid,
             received_at=row.created_at,
-            account_id=account_id,
-            from_address=row.from_number,
+            sender=Sender(account_id=account_id, from_address=row.from_number),
             subject=f"Phone call to the {region.name if region else 'support'} number",
             severity=state.severity,
             category=state.category,

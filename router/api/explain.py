@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from router.api.common import make_blueprint, protected, responds
 from router.core.domain import Category, Channel, Severity, StaffRole, Tier, Topic
 from router.core.rules import ContactAttributes
-from router.intake.service import ContactRequest, IdentityError
+from router.intake import ContactRequest, IdentityError, Sender
 from router.runtime import runtime
 
 blueprint = make_blueprint("explain", "Explain routing decisions")
@@ -140,8 +140,7 @@ def sample_contact(body: dict[str, Any]) -> ContactAttributes | ContactRequest:
         channel=Channel(body["channel"]),
         external_id="explain",
         received_at=received_at,
-        account_id=body.get("account_id"),
-        admin_email=body.get("admin_email"),
+        sender=Sender(account_id=body.get("account_id"), admin_email=body.get("admin_email")),
         severity=Severity(body["severity"]) if "severity" in body else None,
         category=Category(body["category"]) if "category" in body else None,
         topic=Topic(body["topic"]) if "topic" in body else None,

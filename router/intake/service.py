@@ -2,117 +2,34 @@
 
 Every channel adapter turns what its provider sent into a ContactRequest and calls
 ``IntakeService.intake``. The same (channel, external id) twice returns the first contact and
-stores nothing new, so provider retries are no-ops.
+stores nothing new, so provider retries are no-ops (``unit_of_work``). Who a contact is from is
+decided in ``identity``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from config.policy import Policy
 from router.core.calendar import BusinessCalendar
 from router.core.decision import RoutingOutcome, decide
-from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, Tier, Topic
+from router.core.domain import Category, ContactStatus, Severity, SlaState, Tier
 from router.core.entitlement import Access, ChannelEntitlement, channel_entitlement, effective_tier
 from router.core.rules import ContactAttributes
+from router.intake import unit_of_work
+from router.intake.decision_record import rejected_record, routed_record
+from router.intake.identity import Identity, IdentityError, identify
+from router.intake.request import ContactRequest, IntakeMode, IntakeResult
+from router.intake.unit_of_work import FollowUp, StoredContact
 from router.services.routing import RoutingCache
 from router.store.db import Database
-from router.store.models import Account, Admin, Contact, ContactEvent, StaffUser
+from router.store.models import Contact, ContactEvent
 
-
-@dataclass(frozen=True)
-class ContactRequest:
-    """One inbound contact in the form every channel normalises to."""
-
-    channel: Channel
-    external_id: str
-    received_at: datetime
-    # Who: a channel either vouches for the account (a verified PIN) or names the sender,
-    # whose admin rights intake checks (email From:, the portal token's sub and org).
-    account_id: str | None = None
-    admin_email: str | None = None
-    # False unless the channel proved the sender (email: an aligned SPF/DKIM/DMARC pass).
-    sender_trusted: bool = True
-    # Names a partner's admin gives for the managed customer meant (email: support+contoso@,
-    # an "Account: Contoso" line); unmatched, the admin's own account is meant.
-    account_hints: tuple[str, ...] = ()
-    from_address: str | None = None
-    subject: str | None = None
-    severity: Severity | None = None
-    category: Category | None = None
-    topic: Topic | None = None
-    number_region: str | None = None
-    language: str | None = None
-    tags: frozenset[str] = frozenset()
-    handoff: bool = False  # chat: the bot was asked for a human
-    record_only: bool = False  # auto-replies, bounces: kept for staff, never routed
-    # Raise IdentityError (and store nothing) instead of keeping a rejected contact: for a
-    # channel that has already authenticated the person and refuses the request itself (401).
-    refuse_unidentified: bool = False
-    checklist: Mapping[str, Any] = field(default_factory=dict)
-    details: Mapping[str, Any] = field(default_factory=dict)  # channel data for the timeline
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    """What happened to a contact, for the channel to answer its provider and customer."""
-
-    contact_id: int
-    reference: str
-    created: bool
-    status: ContactStatus
-    access: Access | None
-    queue: str | None
-    priority: int
-    sla_policy: str | None
-    due_at: datetime | None
-    next_open_at: datetime | None
-    reason: str | None = None
-
-
-class ReplyAuthor(StrEnum):
-    """Who wrote a reply on a contact's thread, as far as intake believes it."""
-
-    STAFF = "staff"  # a verified, active staff member: the contact's first response
-    ADMIN = "admin"  # a verified, active admin of the contact's account (or of its partner)
-    OUTSIDER = "outsider"  # anyone else: kept apart from the contact, never routed onto it
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The account a contact is for and who opened it."""
-
-    account: Account
-    admin: Admin | None
-    via_partner: Account | None
-
-
-class IdentityError(Exception):
-    """The contact cannot be tied to an active administrator of an account."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-View = TypeVar("View")
-
-# Statements every contact runs, built once (building one costs about as much as running it).
-_CONTACT_BY_EXTERNAL_ID = select(Contact).where(
-    Contact.channel == bindparam("channel"), Contact.external_id == bindparam("external_id")
-)
-# The admin's account comes in the same query: every contact from an admin needs it.
-_ADMIN_BY_EMAIL = (
-    select(Admin).options(joinedload(Admin.account)).where(Admin.email == bindparam("email"))
-)
+T = TypeVar("T")
 
 
 class IntakeService:
@@ -125,115 +42,23 @@ class IntakeService:
 
     def intake(self, request: ContactRequest) -> IntakeResult:
         """Store and route one contact, or return the one already stored for this delivery."""
-        return self.intake_then(request, _no_view)[0]
+        return self.intake_with_follow_up(request, _no_follow_up)[0]
 
-    def intake_then(
-        self,
-        request: ContactRequest,
-        view: Callable[[Session, Contact, IntakeResult], View],
-    ) -> tuple[IntakeResult, View]:
-        """Intake ``request``, then run ``view`` on its contact in the same transaction.
+    def intake_with_follow_up(
+        self, request: ContactRequest, follow_up: FollowUp[T]
+    ) -> tuple[IntakeResult, T]:
+        """Intake ``request``, then run ``follow_up`` on its contact in the same transaction.
 
-        For a channel whose answer needs more than the result (a chat's queue position, the
-        email reply owed): one transaction instead of a second one that reads the contact back.
-        ``view`` may write too; an error in it rolls the new contact back with it. After a
-        lost race (IntegrityError, from the contact or from ``view``'s own writes) ``view``
-        runs again, on the contact the other delivery stored, in a new transaction.
+        For a channel whose answer needs more than the result; see ``unit_of_work`` for what a
+        follow-up may do and how a lost race reruns it on the first delivery's contact.
         """
-        try:
-            with self.db.transaction() as session:
-                existing = _find(session, request.channel, request.external_id)
-                if existing is not None:
-                    result = _result(existing, created=False)
-                    return result, view(session, existing, result)
-                contact = self._store(session, request)
-                session.flush()
-                result = _result(contact, created=True)
-                return result, view(session, contact, result)
-        except IntegrityError:
-            # A concurrent delivery of the same external id won the race: answer with its contact.
-            with self.db.transaction() as session:
-                existing = _find(session, request.channel, request.external_id)
-                if existing is None:
-                    raise
-                result = _result(existing, created=False)
-                return result, view(session, existing, result)
-
-    def identify(self, session: Session, request: ContactRequest) -> Identity:
-        """Return who the contact is from, or raise IdentityError with the reason."""
-        if not request.sender_trusted:
-            raise IdentityError("sender_not_verified")
-        if request.admin_email is None:
-            if request.account_id is None:
-                raise IdentityError("unidentified")
-            account = session.get(Account, request.account_id)
-            if account is None:
-                raise IdentityError("unknown_account")
-            return Identity(account=account, admin=None, via_partner=None)
-        admin = session.scalar(_ADMIN_BY_EMAIL, {"email": request.admin_email.lower()})
-        if admin is None:
-            raise IdentityError("not_an_admin")
-        if not admin.active:
-            raise IdentityError("inactive_admin")
-        if request.account_id is None:
-            managed = self._managed(session, admin, request.account_hints)
-            if managed is not None:
-                return Identity(account=managed, admin=admin, via_partner=admin.account)
-            return Identity(account=admin.account, admin=admin, via_partner=None)
-        if request.account_id == admin.account_id:
-            return Identity(account=admin.account, admin=admin, via_partner=None)
-        account = session.get(Account, request.account_id)
-        if account is None:
-            raise IdentityError("unknown_account")
-        if account.partner_id is not None and account.partner_id == admin.account_id:
-            return Identity(account=account, admin=admin, via_partner=admin.account)
-        raise IdentityError("not_admin_of_account")
-
-    def _managed(self, session: Session, admin: Admin, hints: tuple[str, ...]) -> Account | None:
-        """Return the customer a partner's admin names by id or name, if it manages one."""
-        wanted = [hint.strip().lower() for hint in hints if hint and hint.strip()]
-        if not wanted:
-            return None
-        managed = session.scalars(select(Account).where(Account.partner_id == admin.account_id))
-        by_key = {
-            key: account
-            for account in managed
-            for key in (account.id.lower(), account.name.lower())
-        }
-        return next((by_key[hint] for hint in wanted if hint in by_key), None)
-
-    def reply_author(
-        self,
-        session: Session,
-        contact: Contact,
-        sender: str | None,
-        *,
-        sender_trusted: bool,
-        staff_domains: frozenset[str],
-    ) -> ReplyAuthor:
-        """Return who wrote a reply on ``contact``'s thread (SPEC 2.6).
-
-        Only a proven sender counts: staff when the address is an active staff member's in a
-        staff domain (their answer is the first response), an admin when it is an active admin
-        of the contact's account or of the partner managing it; anyone else is an outsider.
-        """
-        if sender is None or not sender_trusted:
-            return ReplyAuthor.OUTSIDER
-        address = sender.lower()
-        if address.rpartition("@")[2] in staff_domains and session.scalar(
-            select(StaffUser.id).where(StaffUser.email == address, StaffUser.active.is_(True))
-        ):
-            return ReplyAuthor.STAFF
-        admin = session.scalar(_ADMIN_BY_EMAIL, {"email": address})
-        if admin is None or not admin.active:
-            return ReplyAuthor.OUTSIDER
-        account = contact.account
-        allowed = {
-            contact.account_id,
-            contact.via_partner_id,
-            account.partner_id if account else None,
-        }
-        return ReplyAuthor.ADMIN if admin.account_id in allowed - {None} else ReplyAuthor.OUTSIDER
+        return unit_of_work.run(
+            self.db,
+            request.channel,
+            request.external_id,
+            lambda session: self._store(session, request),
+            follow_up,
+        )
 
     def attributes(
         self,
@@ -316,7 +141,7 @@ class IntakeService:
     def explain_request(self, request: ContactRequest) -> dict[str, Any]:
         """Route a contact for an identified account and return the decision; store nothing."""
         with self.db.session() as session:
-            identity = self.identify(session, request)
+            identity = identify(session, request.sender)
             attrs, entitlement, outcome = self.route(session, identity, request)
             return _explained(attrs, entitlement.access, entitlement.next_open_at, outcome)
 
@@ -345,7 +170,7 @@ class IntakeService:
             channel=request.channel.value,
             external_id=request.external_id,
             received_at=request.received_at,
-            from_address=request.from_address,
+            from_address=request.sender.from_address,
             subject=request.subject,
             severity=(request.severity or Severity.S3).value,
             category=(request.category or Category.BREAK_FIX).value,
@@ -360,18 +185,18 @@ class IntakeService:
         # lookups below would autoflush it, and every later change would be another UPDATE.
         received: dict[str, Any] = {"channel": request.channel.value, **request.details}
         events = [("received", received)]
-        if request.record_only:
+        if request.mode is IntakeMode.RECORD_ONLY:
             contact.status = ContactStatus.RECORDED.value
             events.append(("recorded", {"reason": "not routed (automatic message)"}))
             _add_events(session, contact, request.received_at, events)
             return contact
         try:
-            identity = self.identify(session, request)
+            identity = identify(session, request.sender)
         except IdentityError as exc:
-            if request.refuse_unidentified:
+            if request.mode is IntakeMode.AUTHENTICATED:
                 raise
             contact.status = ContactStatus.REJECTED.value
-            contact.decision = {"rejected": exc.reason}
+            contact.decision = rejected_record(exc.reason)
             events.append(("rejected", {"reason": exc.reason}))
             _add_events(session, contact, request.received_at, events)
             return contact
@@ -388,14 +213,7 @@ class IntakeService:
         contact.tags = sorted(set(attrs.tags) | set(decision.tags) | no_sla)
         contact.rule_version = decision.ruleset_version
         contact.matched_rule = decision.matched_rule
-        contact.decision = {
-            **outcome.to_dict(),
-            "access": entitlement.access.value,
-            "next_open_at": entitlement.next_open_at.isoformat()
-            if entitlement.next_open_at
-            else None,
-            "attributes": attrs.to_dict(),
-        }
+        contact.decision = routed_record(outcome, entitlement, attrs)
         if entitlement.access in (Access.HELP_CENTER, Access.DENIED):
             contact.status = ContactStatus.DEFLECTED.value
             events.append(
@@ -453,14 +271,8 @@ def _explained(
     }
 
 
-def _no_view(_session: Session, _contact: Contact, _result: IntakeResult) -> None:
+def _no_follow_up(_stored: StoredContact) -> None:
     return None
-
-
-def _find(session: Session, channel: Channel, external_id: str) -> Contact | None:
-    return session.scalar(
-        _CONTACT_BY_EXTERNAL_ID, {"channel": channel.value, "external_id": external_id}
-    )
 
 
 def _add_events(
@@ -475,25 +287,6 @@ def _add_events(
             {"contact_id": contact.id, "at": at, "kind": kind, "actor": "router", "data": data}
             for kind, data in events
         ],
-    )
-
-
-def _result(contact: Contact, *, created: bool) -> IntakeResult:
-    decision = contact.decision or {}
-    access = decision.get("access")
-    next_open = decision.get("next_open_at")
-    return IntakeResult(
-        contact_id=contact.id,
-        reference=contact.reference,
-        created=created,
-        status=ContactStatus(contact.status),
-        access=Access(access) if access else None,
-        queue=contact.queue_key,
-        priority=contact.priority,
-        sla_policy=contact.sla_policy,
-        due_at=contact.due_at,
-        next_open_at=datetime.fromisoformat(next_open) if next_open else None,
-        reason=decision.get("rejected"),
     )
 
 

@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from router.core.domain import Category, Channel, Severity, Topic
-from router.intake.service import ContactRequest, IntakeResult
+from router.intake import ContactRequest, IntakeResult, Sender
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import load_demo_data
 from router.services.logins import create_staff, issue_token
@@ -166,9 +166,7 @@ def make_contact(
             channel=channel,
             external_id=f"test-{uuid.uuid4().hex}",
             received_at=received_at or datetime.now(UTC),
-            account_id=account_id,
-            admin_email=admin_email,
-            from_address=admin_email,
+            sender=Sender(account_id=account_id, admin_email=admin_email, from_address=admin_email),
             subject=subject,
             severity=severity,
             category=category,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import expect
 
 from router.core.domain import Channel, Severity, Topic
-from router.intake.service import ContactRequest
+from router.intake import ContactRequest, Sender
 from router.services import rule_changes, rules
 from router.store.models import Contact
 from tests.browser.conftest import (
@@ -34,8 +34,7 @@ def simulate_email(server: LiveServer, subject: str) -> int:
             channel=Channel.EMAIL,
             external_id=f"<{uuid.uuid4().hex}@acme.example>",
             received_at=datetime.now(UTC),
-            admin_email="alice@acme.example",
-            from_address="alice@acme.example",
+            sender=Sender(admin_email="alice@acme.example", from_address="alice@acme.example"),
             subject=subject,
             severity=Severity.S2,
             topic=Topic.WINDOWS,

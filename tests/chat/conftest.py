@@ -24,7 +24,7 @@ from channels.chat.views import EXTENSION as CHAT_EXTENSION
 from channels.chat.views import chat_service
 from config import Settings
 from config.policy import Policy
-from router.intake.service import IntakeService
+from router.intake import IntakeService
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults

@@ -8,7 +8,7 @@ from itertools import count
 from sqlalchemy import text
 
 from router.core.domain import Channel, Severity, Topic
-from router.intake.service import ContactRequest
+from router.intake import ContactRequest, Sender
 from router.runtime import Runtime
 from router.services import waiting
 from router.store.db import Database
@@ -31,7 +31,7 @@ def email(
             channel=Channel.EMAIL,
             external_id=f"<q{next(_ids)}@example>",
             received_at=received_at,
-            admin_email=admin,
+            sender=Sender(admin_email=admin),
             subject="agent problem",
             severity=severity,
             topic=topic,

@@ -6,16 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from config.policy import Policy
 from router.core.domain import Category, Channel, ContactStatus, Severity, Topic
 from router.core.entitlement import Access
-from router.intake.service import (
+from router.intake import (
     ContactRequest,
     IdentityError,
-    IntakeResult,
+    IntakeMode,
     IntakeService,
+    Sender,
+    StoredContact,
 )
 from router.services.demo import load_demo_data
 from router.services.routing import RoutingCache
@@ -33,16 +34,22 @@ def intake(db: Database, policy: Policy) -> IntakeService:
     return IntakeService(db, policy, RoutingCache(policy))
 
 
+SENDER_FIELDS = frozenset(
+    {"account_id", "admin_email", "verified", "account_hints", "from_address"}
+)
+
+
 def request(**changes: object) -> ContactRequest:
     values: dict[str, object] = {
         "channel": Channel.EMAIL,
         "external_id": "<m1@acme.example>",
         "received_at": NOW,
-        "admin_email": "alice@acme.example",
         "subject": "Agent fails on Windows",
     }
-    values.update(changes)
-    return ContactRequest(**values)  # type: ignore[arg-type]
+    sender: dict[str, object] = {"admin_email": "alice@acme.example"}
+    for key, value in changes.items():
+        (sender if key in SENDER_FIELDS else values)[key] = value
+    return ContactRequest(sender=Sender(**sender), **values)  # type: ignore[arg-type]
 
 
 def stored(db: Database, contact_id: int) -> Contact:
@@ -112,7 +119,7 @@ def test_partner_admin_opens_for_a_managed_account_with_the_partner_tier(
     ("changes", "reason"),
     [
         ({"admin_email": "mallory@evil.example"}, "not_an_admin"),
-        ({"admin_email": "alice@acme.example", "sender_trusted": False}, "sender_not_verified"),
+        ({"admin_email": "alice@acme.example", "verified": False}, "sender_not_verified"),
         ({"admin_email": "alice@acme.example", "account_id": "globex"}, "not_admin_of_account"),
         ({"admin_email": None, "account_id": None}, "unidentified"),
         ({"admin_email": None, "account_id": "nobody"}, "unknown_account"),
@@ -163,7 +170,7 @@ def test_trial_contacts_are_tagged_sla_none(intake: IntakeService, db: Database)
 
 
 def test_record_only_contacts_are_not_routed(intake: IntakeService) -> None:
-    result = intake.intake(request(record_only=True))
+    result = intake.intake(request(mode=IntakeMode.RECORD_ONLY))
     assert result.status is ContactStatus.RECORDED and result.queue is None
 
 
@@ -193,31 +200,31 @@ def test_a_channel_may_refuse_the_unidentified_instead_of_keeping_them(
     intake: IntakeService, db: Database
 ) -> None:
     with pytest.raises(IdentityError) as refused:
-        intake.intake(request(admin_email="nobody@acme.example", refuse_unidentified=True))
+        intake.intake(request(admin_email="nobody@acme.example", mode=IntakeMode.AUTHENTICATED))
     assert refused.value.reason == "not_an_admin" and contact_count(db) == 0
     kept = intake.intake(request(admin_email="nobody@acme.example"))
     assert kept.status is ContactStatus.REJECTED and contact_count(db) == 1
 
 
-def test_intake_then_answers_in_the_same_transaction(intake: IntakeService, db: Database) -> None:
-    def queue_and_events(session: Session, contact: Contact, result: IntakeResult) -> object:
-        events = session.scalars(
-            select(ContactEvent.kind).where(ContactEvent.contact_id == contact.id)
+def test_a_follow_up_answers_in_the_same_transaction(intake: IntakeService, db: Database) -> None:
+    def queue_and_events(stored: StoredContact) -> tuple[str | None, bool, list[str]]:
+        events = stored.session.scalars(
+            select(ContactEvent.kind).where(ContactEvent.contact_id == stored.contact.id)
         ).all()
-        return (contact.queue_key, result.created, list(events))
+        return (stored.contact.queue_key, stored.result.created, list(events))
 
-    first, seen = intake.intake_then(request(topic=Topic.WINDOWS), queue_and_events)
+    first, seen = intake.intake_with_follow_up(request(topic=Topic.WINDOWS), queue_and_events)
     assert seen == ("cse-windows", True, ["received", "routed", "sla_started"])
-    again, seen_again = intake.intake_then(request(topic=Topic.WINDOWS), queue_and_events)
+    again, seen_again = intake.intake_with_follow_up(request(topic=Topic.WINDOWS), queue_and_events)
     assert again.contact_id == first.contact_id and seen_again[1] is False
 
 
 def test_an_error_in_the_answer_rolls_the_new_contact_back(
     intake: IntakeService, db: Database
 ) -> None:
-    def fails(_session: Session, _contact: Contact, _result: IntakeResult) -> None:
+    def fails(_stored: StoredContact) -> None:
         raise RuntimeError("rendering failed")
 
     with pytest.raises(RuntimeError):
-        intake.intake_then(request(), fails)
+        intake.intake_with_follow_up(request(), fails)
     assert contact_count(db) == 0  # never half-written: no contact without its answer

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, inspect, make_url, pool, select, text, upd
 from config.policy import Policy
 from config.settings import Settings
 from router.core.domain import Channel, Severity, Topic
-from router.intake.service import ContactRequest, IntakeService
+from router.intake import ContactRequest, IntakeService, Sender
 from router.mailer import Mailer, MemoryTransport, SmtpTransport
 from router.services.bootstrap import seed_policy_defaults
 from router.services.notify import HttpWebhookPoster, Notifier
@@ -129,7 +129,7 @@ class World:
                 channel=Channel.EMAIL,
                 external_id=f"<m{self.counter}@test.example>",
                 received_at=at,
-                admin_email=admin,
+                sender=Sender(admin_email=admin),
                 subject=f"Agent problem {self.counter}",
                 severity=severity,
                 topic=topic,
