@@ -21,7 +21,10 @@ from router.api.common import (
 )
 from router.core.domain import StaffRole, Tier
 from router.runtime import runtime
-from router.services import accounts
+from router.services import accounts, pins
+from router.services.accounts import AccountDetail, AccountView, AdminView
+from router.services.paging import Page
+from router.services.pins import IssuedPin, LockoutView, PinView
 
 blp = make_blueprint("accounts", "Accounts, administrators and support PINs")
 lockouts_blp = make_blueprint("pin_lockouts", "Calling numbers locked out of PIN checks")
@@ -220,7 +223,7 @@ class Accounts(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.arguments(AccountListArgs, location="query")
     @blp.response(200, page_schema(AccountSchema, "AccountPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[AccountView]:
         """List accounts (filter by tier, region, partner, text in id or name)."""
         return accounts.list_accounts(runtime().db, **args)
 
@@ -228,7 +231,7 @@ class Accounts(MethodView):
     @blp.arguments(AccountCreateSchema)
     @blp.response(201, AccountSchema)
     @responds(blp, 409, 422)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> AccountView:
         """Create an account."""
         rt = runtime()
         return accounts.create_account(rt.db, rt.policy, body, actor=current_actor())
@@ -241,7 +244,7 @@ class AccountItem(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.response(200, AccountDetailSchema)
     @responds(blp, 404)
-    def get(self, account_id: str) -> dict[str, Any]:
+    def get(self, account_id: str) -> AccountDetail:
         """Return an account with its administrators, PINs (metadata) and managed accounts."""
         return accounts.get_account(runtime().db, account_id)
 
@@ -249,7 +252,7 @@ class AccountItem(MethodView):
     @blp.arguments(AccountPatchSchema)
     @blp.response(200, AccountSchema)
     @responds(blp, 404, 409, 422)
-    def patch(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
+    def patch(self, body: dict[str, Any], account_id: str) -> AccountView:
         """Change some of an account's fields (tier, region, partner, contacts...)."""
         rt = runtime()
         return accounts.update_account(rt.db, rt.policy, account_id, body, actor=current_actor())
@@ -263,7 +266,7 @@ class Admins(MethodView):
     @blp.arguments(AdminListArgs, location="query")
     @blp.response(200, page_schema(AdminSchema, "AdminPage"))
     @responds(blp, 404)
-    def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], account_id: str) -> Page[AdminView]:
         """List an account's administrators."""
         return accounts.list_admins(runtime().db, account_id, **args)
 
@@ -271,7 +274,7 @@ class Admins(MethodView):
     @blp.arguments(AdminCreateSchema)
     @blp.response(201, AdminSchema)
     @responds(blp, 404, 409, 422)
-    def post(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], account_id: str) -> AdminView:
         """Add an administrator (an email belongs to one account only)."""
         return accounts.add_admin(
             runtime().db,
@@ -291,7 +294,7 @@ class AdminItem(MethodView):
     @blp.arguments(AdminPatchSchema)
     @blp.response(200, AdminSchema)
     @responds(blp, 404)
-    def patch(self, body: dict[str, Any], account_id: str, admin_id: int) -> dict[str, Any]:
+    def patch(self, body: dict[str, Any], account_id: str, admin_id: int) -> AdminView:
         """Rename, deactivate or reactivate an administrator."""
         return accounts.update_admin(
             runtime().db, account_id, admin_id, body, actor=current_actor()
@@ -306,18 +309,18 @@ class Pins(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_schema(PinSchema, "PinPage"))
     @responds(blp, 404)
-    def get(self, args: dict[str, Any], account_id: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], account_id: str) -> Page[PinView]:
         """List an account's PINs (who holds each, when it was set; never the digits)."""
-        return accounts.list_pins(runtime().db, account_id, **args)
+        return pins.list_pins(runtime().db, account_id, **args)
 
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(PinIssueSchema)
     @blp.response(201, IssuedPinSchema)
     @responds(blp, 404, 409, 422)
-    def post(self, body: dict[str, Any], account_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def post(self, body: dict[str, Any], account_id: str) -> tuple[IssuedPin, dict[str, str]]:
         """Set a PIN (shown once in this answer); an administrator's old PIN is replaced."""
         rt = runtime()
-        issued = accounts.issue_pin(
+        issued = pins.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -337,7 +340,7 @@ class PinItem(MethodView):
     @responds(blp, 404)
     def delete(self, account_id: str, pin_id: int) -> None:
         """Revoke a PIN: it stops working at once."""
-        accounts.revoke_pin(runtime().db, account_id, pin_id, actor=current_actor())
+        pins.revoke_pin(runtime().db, account_id, pin_id, actor=current_actor())
 
 
 @blp.route(f"/<account_id>/pins/<{ID}:pin_id>/rotate")
@@ -350,10 +353,10 @@ class RotatePin(MethodView):
     @responds(blp, 404, 409, 422)
     def post(
         self, body: dict[str, Any], account_id: str, pin_id: int
-    ) -> tuple[dict[str, Any], dict[str, str]]:
+    ) -> tuple[IssuedPin, dict[str, str]]:
         """Replace a PIN with new digits (shown once); the old one stops working at once."""
         rt = runtime()
-        issued = accounts.issue_pin(
+        issued = pins.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -371,10 +374,10 @@ class Lockouts(MethodView):
     @protected(lockouts_blp, StaffRole.VIEWER)
     @lockouts_blp.arguments(LockoutArgs, location="query")
     @lockouts_blp.response(200, page_schema(LockoutSchema, "LockoutPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[LockoutView]:
         """List calling numbers locked out of PIN checks (current ones by default)."""
         active = {"active": True, "expired": False, "all": None}[args["state"]]
-        return accounts.list_lockouts(
+        return pins.list_lockouts(
             runtime().db, now(), page=args["page"], per_page=args["per_page"], active=active
         )
 
@@ -388,4 +391,4 @@ class LockoutItem(MethodView):
     @responds(lockouts_blp, 404)
     def delete(self, calling_number: str) -> None:
         """Unlock a calling number: it may try PINs again at once."""
-        accounts.unlock(runtime().db, calling_number, actor=current_actor(), now=now())
+        pins.unlock(runtime().db, calling_number, actor=current_actor(), now=now())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -151,6 +151,15 @@ class PageArgs(Schema):
     )
 
 
+class IsoText(fields.String):
+    """A string in the document; a date or an instant in ISO 8601 when the service gives one."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, date):  # datetimes too
+            return value.isoformat()
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 def page_schema(item: type[Schema], name: str) -> type[Schema]:
     """Return the schema of one page of ``item``."""
     return Schema.from_dict(
@@ -167,7 +176,7 @@ def page_schema(item: type[Schema], name: str) -> type[Schema]:
 
 def instant(**kwargs: Any) -> fields.String:
     """Return an output field for an ISO 8601 instant that may be null."""
-    return fields.String(allow_none=True, metadata={"format": "date-time", **kwargs})
+    return IsoText(allow_none=True, metadata={"format": "date-time", **kwargs})
 
 
 def one_of(values: Any) -> validate.OneOf:

@@ -20,7 +20,10 @@ from router.api.common import (
 )
 from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services import queues
+from router.services import queue_overview, queues
+from router.services.paging import Page
+from router.services.queue_overview import QueueOverview
+from router.services.queues import QueueDetail, QueueView
 
 blp = make_blueprint("queues", "Queues and the queue overview")
 overview_blp = make_blueprint("queue_overview", "Waiting contacts per queue, for supervisors")
@@ -146,7 +149,7 @@ class Queues(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.arguments(QueueListArgs, location="query")
     @blp.response(200, page_schema(QueueSchema, "QueuePage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[QueueView]:
         """List queues (filter by team, kind, active)."""
         return queues.list_queues(
             runtime().db,
@@ -161,7 +164,7 @@ class Queues(MethodView):
     @blp.arguments(QueueCreateSchema)
     @blp.response(201, QueueSchema)
     @responds(blp, 409, 422)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> QueueView:
         """Create a queue (rules can route to it from then on)."""
         return queues.create_queue(runtime().db, body, actor=current_actor())
 
@@ -173,7 +176,7 @@ class QueueItem(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.response(200, QueueDetailSchema)
     @responds(blp, 404)
-    def get(self, key: str) -> dict[str, Any]:
+    def get(self, key: str) -> QueueDetail:
         """Return a queue, the rules that route to it and its waiting contacts."""
         rt = runtime()
         return queues.get_queue(rt.db, rt.policy, key, now())
@@ -182,7 +185,7 @@ class QueueItem(MethodView):
     @blp.arguments(QueuePatchSchema)
     @blp.response(200, QueueSchema)
     @responds(blp, 404, 409, 422)
-    def patch(self, body: dict[str, Any], key: str) -> dict[str, Any]:
+    def patch(self, body: dict[str, Any], key: str) -> QueueView:
         """Change a queue (a system queue, or one rules route to, cannot be deactivated)."""
         rt = runtime()
         return queues.update_queue(rt.db, rt.policy, key, body, actor=current_actor())
@@ -203,9 +206,9 @@ class Overview(MethodView):
     @protected(overview_blp, StaffRole.VIEWER)
     @overview_blp.arguments(OverviewArgs, location="query")
     @overview_blp.response(200, OverviewSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> QueueOverview:
         """Waiting contacts per queue, the oldest wait and SLA state counts, busiest first."""
-        return queues.overview(
+        return queue_overview.overview(
             runtime().db,
             now(),
             page=args["page"],

@@ -12,6 +12,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from router.api.auth import current_actor
 from router.api.common import (
+    IsoText,
     PageArgs,
     instant,
     make_blueprint,
@@ -24,6 +25,8 @@ from router.api.common import (
 from router.core.domain import StaffRole
 from router.runtime import runtime
 from router.services import calendars
+from router.services.calendars import OverrideView, RegionView, Schedule
+from router.services.paging import Page
 
 blp = make_blueprint("regions", "Regions, business calendars and calendar overrides")
 
@@ -59,7 +62,7 @@ class RegionSchema(Schema):
     working_days = fields.List(fields.String())
     open_now = fields.Boolean()
     next_open_at = instant()
-    local_time = fields.String()
+    local_time = IsoText()
 
 
 class IntervalSchema(Schema):
@@ -72,7 +75,7 @@ class IntervalSchema(Schema):
 class DaySchema(Schema):
     """One local day's opening times and why."""
 
-    date = fields.String(metadata={"format": "date"})
+    date = IsoText(attribute="day", metadata={"format": "date"})
     weekday = fields.String()
     open = fields.Boolean()
     source = fields.String(
@@ -95,7 +98,7 @@ class OverrideSchema(Schema):
 
     id = fields.Integer()
     region = fields.String()
-    day = fields.String(metadata={"format": "date"})
+    day = IsoText(metadata={"format": "date"})
     closed = fields.Boolean()
     hours = fields.List(fields.List(fields.String()))
     note = fields.String(allow_none=True)
@@ -150,7 +153,7 @@ class Regions(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.arguments(RegionListArgs, location="query")
     @blp.response(200, page_schema(RegionSchema, "RegionPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[RegionView]:
         """List regions (filter by country), each open or closed now."""
         rt = runtime()
         return calendars.list_regions(
@@ -172,7 +175,7 @@ class RegionItem(MethodView):
     @blp.arguments(ScheduleArgs, location="query")
     @blp.response(200, ScheduleSchema)
     @responds(blp, 404)
-    def get(self, args: dict[str, Any], key: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], key: str) -> Schedule:
         """Return a region with its opening times for the next 14 days (or ``days``)."""
         rt = runtime()
         return calendars.schedule(
@@ -194,7 +197,7 @@ class Overrides(MethodView):
     @blp.arguments(OverrideListArgs, location="query")
     @blp.response(200, page_schema(OverrideSchema, "OverridePage"))
     @responds(blp, 404)
-    def get(self, args: dict[str, Any], key: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], key: str) -> Page[OverrideView]:
         """List a region's overrides by day (filter by since/until)."""
         rt = runtime()
         return calendars.list_overrides(
@@ -220,7 +223,7 @@ class OverrideItem(MethodView):
     def put(self, body: dict[str, Any], key: str, day: date) -> Response:
         """Close the day or set its special hours (replacing any override of that day)."""
         rt = runtime()
-        data, created = calendars.put_override(
+        override, created = calendars.put_override(
             rt.db,
             rt.policy,
             key,
@@ -230,7 +233,7 @@ class OverrideItem(MethodView):
             actor=current_actor(),
             now=now(),
         )
-        response = jsonify(OverrideSchema().dump(data))
+        response = jsonify(OverrideSchema().dump(override))
         response.status_code = 201 if created else 200
         return response
 

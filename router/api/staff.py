@@ -22,6 +22,9 @@ from router.api.common import (
 from router.core.domain import StaffRole
 from router.runtime import runtime
 from router.services import audit, staff
+from router.services.audit import AuditEntryView
+from router.services.paging import Page
+from router.services.staff import NewToken, StaffDetail, StaffView, TokenView
 
 blp = make_blueprint("staff", "Staff users and API tokens")
 me_blp = make_blueprint("me", "Who is calling")
@@ -181,7 +184,7 @@ class Staff(MethodView):
     @protected(blp, StaffRole.ADMIN)
     @blp.arguments(StaffListArgs, location="query")
     @blp.response(200, page_schema(StaffSchema, "StaffPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[StaffView]:
         """List staff users (filter by role, active, text)."""
         return staff.list_staff(runtime().db, now=now(), **args)
 
@@ -189,7 +192,7 @@ class Staff(MethodView):
     @blp.arguments(StaffCreateSchema)
     @blp.response(201, StaffSchema)
     @responds(blp, 409, 422)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> StaffView:
         """Create a staff user."""
         return staff.add_staff(
             runtime().db,
@@ -208,7 +211,7 @@ class StaffItem(MethodView):
     @protected(blp, StaffRole.ADMIN)
     @blp.response(200, StaffDetailSchema)
     @responds(blp, 404)
-    def get(self, staff_id: int) -> dict[str, Any]:
+    def get(self, staff_id: int) -> StaffDetail:
         """Return a staff user and their tokens."""
         return staff.get_staff(runtime().db, staff_id, now())
 
@@ -216,7 +219,7 @@ class StaffItem(MethodView):
     @blp.arguments(StaffPatchSchema)
     @blp.response(200, StaffSchema)
     @responds(blp, 404, 409, 422)
-    def patch(self, body: dict[str, Any], staff_id: int) -> dict[str, Any]:
+    def patch(self, body: dict[str, Any], staff_id: int) -> StaffView:
         """Change a staff user's name, role, active flag or password (one admin must remain).
 
         Deactivating a user or changing their password ends their console sessions.
@@ -231,7 +234,7 @@ class StaffUnlock(MethodView):
     @protected(blp, StaffRole.ADMIN)
     @blp.response(200, StaffSchema)
     @responds(blp, 404)
-    def post(self, staff_id: int) -> dict[str, Any]:
+    def post(self, staff_id: int) -> StaffView:
         """Lift a console log-in lock-out and forget the failed log-ins (harmless if none)."""
         return staff.unlock_login(runtime().db, staff_id, actor=current_actor(), now=now())
 
@@ -244,7 +247,7 @@ class Tokens(MethodView):
     @blp.arguments(TokenListArgs, location="query")
     @blp.response(200, page_schema(TokenSchema, "TokenPage"))
     @responds(blp, 404)
-    def get(self, args: dict[str, Any], staff_id: int) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], staff_id: int) -> Page[TokenView]:
         """List a staff user's tokens, newest first."""
         return staff.list_tokens(runtime().db, staff_id, now(), **args)
 
@@ -252,7 +255,7 @@ class Tokens(MethodView):
     @blp.arguments(TokenCreateSchema)
     @blp.response(201, IssuedTokenSchema)
     @responds(blp, 404, 409, 422)
-    def post(self, body: dict[str, Any], staff_id: int) -> tuple[dict[str, Any], dict[str, str]]:
+    def post(self, body: dict[str, Any], staff_id: int) -> tuple[NewToken, dict[str, str]]:
         """Issue a token (shown once in this answer)."""
         issued = staff.create_token(
             runtime().db,
@@ -272,7 +275,7 @@ class TokenItem(MethodView):
     @protected(blp, StaffRole.ADMIN)
     @blp.response(200, TokenSchema)
     @responds(blp, 404)
-    def delete(self, staff_id: int, token_id: int) -> dict[str, Any]:
+    def delete(self, staff_id: int, token_id: int) -> TokenView:
         """Revoke a token at once."""
         return staff.revoke_token(
             runtime().db, staff_id, token_id, actor=current_actor(), now=now()
@@ -286,6 +289,6 @@ class Audit(MethodView):
     @protected(audit_blp, StaffRole.VIEWER)
     @audit_blp.arguments(AuditArgs, location="query")
     @audit_blp.response(200, page_schema(AuditSchema, "AuditPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[AuditEntryView]:
         """List audit entries, newest first (filter by actor, action, entity, time)."""
         return audit.list_entries(runtime().db, **args)

@@ -12,7 +12,9 @@ from router.core.domain import StaffRole, Tier
 from router.core.validation import parse_instant
 from router.runtime import runtime
 from router.services import accounts as accounts_service
+from router.services import pins as pins_service
 from router.services.errors import Invalid, NotFound, ServiceError
+from router.services.pins import IssuedPin
 
 TIERS = [member.value for member in Tier]
 
@@ -81,8 +83,8 @@ def account_create() -> BaseResponse:
     except ServiceError as exc:
         report(exc)
         return redirect(url_for("console.accounts"))
-    flash(f"Account {created['id']} created.", "info")
-    return redirect(url_for("console.account", account_id=created["id"]))
+    flash(f"Account {created.id} created.", "info")
+    return redirect(url_for("console.account", account_id=created.id))
 
 
 @blueprint.get("/accounts/<account_id>")
@@ -153,7 +155,7 @@ def admin_update(account_id: str, admin_id: int) -> BaseResponse:
     return redirect(url_for("console.account", account_id=account_id))
 
 
-def _issued(account_id: str, issued: dict[str, Any]) -> tuple[str, int]:
+def _issued(account_id: str, issued: IssuedPin) -> tuple[str, int]:
     # Rendered straight into this answer (never flashed: the session cookie is not secret).
     return render_template("console/pin_issued.html", account_id=account_id, issued=issued), 201
 
@@ -166,7 +168,7 @@ def pin_set(account_id: str) -> BaseResponse | tuple[str, int]:
     raw_admin = request.form.get("admin_id", "").strip()
     try:
         admin_id = int(raw_admin) if raw_admin else None
-        issued = accounts_service.issue_pin(
+        issued = pins_service.issue_pin(
             rt.db,
             rt.settings.pin_pepper,
             account_id,
@@ -189,7 +191,7 @@ def pin_rotate(account_id: str, pin_id: int) -> BaseResponse | tuple[str, int]:
     """Replace a PIN with new random digits."""
     rt = runtime()
     try:
-        issued = accounts_service.issue_pin(
+        issued = pins_service.issue_pin(
             rt.db, rt.settings.pin_pepper, account_id, actor=actor(), replace_id=pin_id
         )
     except ServiceError as exc:
@@ -203,7 +205,7 @@ def pin_rotate(account_id: str, pin_id: int) -> BaseResponse | tuple[str, int]:
 def pin_revoke(account_id: str, pin_id: int) -> BaseResponse:
     """Revoke a PIN."""
     try:
-        accounts_service.revoke_pin(runtime().db, account_id, pin_id, actor=actor())
+        pins_service.revoke_pin(runtime().db, account_id, pin_id, actor=actor())
         flash("PIN revoked.", "info")
     except ServiceError as exc:
         report(exc)
@@ -217,7 +219,7 @@ def lockouts() -> str:
     page, per_page = page_args()
     state = request.args.get("state", "active")
     active = {"active": True, "expired": False, "all": None}.get(state, True)
-    listed = accounts_service.list_lockouts(
+    listed = pins_service.list_lockouts(
         runtime().db, now(), page=page, per_page=per_page, active=active
     )
     return render_template("console/lockouts.html", listed=listed, state=state)
@@ -229,7 +231,7 @@ def unlock() -> BaseResponse:
     """Unlock a calling number."""
     number = request.form.get("calling_number", "")
     try:
-        accounts_service.unlock(runtime().db, number, actor=actor(), now=now())
+        pins_service.unlock(runtime().db, number, actor=actor(), now=now())
         flash(f"Unlocked {number}.", "info")
     except ServiceError as exc:
         report(exc)

@@ -90,7 +90,7 @@ def staff_unlock(staff_id: int) -> BaseResponse:
     """Lift a staff user's console log-in lock-out."""
     try:
         unlocked = staff_service.unlock_login(runtime().db, staff_id, actor=actor(), now=now())
-        flash(f"{unlocked['email']} may log in again.", "info")
+        flash(f"{unlocked.email} may log in again.", "info")
     except ServiceError as exc:
         report(exc)
     return redirect(url_for("console.staff"))

@@ -27,7 +27,7 @@ def calendars() -> str:
     overrides = {
         key: calendar_admin.list_overrides(
             rt.db, rt.policy, key, page=1, per_page=200, since=now().date()
-        )["items"]
+        ).items
         for key in keys
     }
     return render_template(

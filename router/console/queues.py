@@ -15,14 +15,16 @@ from router.console.views import (
 )
 from router.core.domain import StaffRole
 from router.runtime import runtime
+from router.services import queue_overview
 from router.services import queues as queues_service
 from router.services.errors import ServiceError
+from router.services.queue_overview import QueueOverview
 
 DEFAULT_REFRESH_SECONDS = 15
 
 
-def _overview() -> dict[str, object]:
-    return queues_service.overview(
+def _overview() -> QueueOverview:
+    return queue_overview.overview(
         runtime().db,
         now(),
         page=1,
@@ -71,7 +73,7 @@ def queues_manage() -> str:
     listed = queues_service.list_queues(rt.db, page=1, per_page=500)
     return render_template(
         "console/queues_manage.html",
-        queues=listed["items"],
+        queues=listed.items,
         system=queues_service.system_queues(rt.policy),
     )
 

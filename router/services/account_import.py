@@ -1,4 +1,4 @@
-"""Accounts, their administrators and support PINs, including the CSV import."""
+"""The CSV import of accounts, their administrators and support PINs: all rows or none."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class _AccountRow:
 
 
 def account_snapshot(account: Account) -> dict[str, Any]:
-    """Return an account's fields as JSON-ready data (for the audit log and the API)."""
+    """Return an account's fields as JSON-ready data (for the audit log)."""
     data: dict[str, Any] = {"id": account.id}
     for name in ACCOUNT_FIELDS:
         value = getattr(account, name)

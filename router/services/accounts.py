@@ -1,15 +1,11 @@
-"""Accounts for staff: accounts, their administrators, support PINs and PIN lock-outs.
-
-A PIN's digits exist only in the answer to the request that set it: they are stored as an HMAC
-(``router.core.pins.pin_hash``), never logged and never audited.
-"""
+"""Accounts for staff: list, create and change accounts and their administrators."""
 
 from __future__ import annotations
 
 import math
 import re
-import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,50 +13,89 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from config.policy import Policy
-from router.core.pins import PIN_MAX_LENGTH, PinError, is_trivial, pin_hash, validate_pin
 from router.core.validation import normalise_email
 from router.services import audit
 from router.services.account_import import ACCOUNT_FIELDS, account_snapshot, parse_account_row
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import contains_text, iso, paginate
+from router.services.paging import Page, contains_text, query_page
+from router.services.pins import PinView
 from router.store.db import Database
-from router.store.models import Account, Admin, PinLockout, SupportPin
+from router.store.models import Account, Admin
 
 _ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 MAX_ATTRIBUTES = 50
 
 
-def account_dict(account: Account) -> dict[str, Any]:
-    """Return an account's list entry."""
-    data = account_snapshot(account)
-    data["attributes"] = dict(account.attributes or {})
-    data["created_at"] = iso(account.created_at)
-    data["updated_at"] = iso(account.updated_at)
-    return data
+@dataclass(frozen=True)
+class AccountView:
+    """A customer organisation or a partner, as staff see it."""
+
+    id: str
+    name: str
+    tier: str
+    trial_started_at: datetime | None
+    is_partner: bool
+    partner_id: str | None
+    region: str | None
+    country: str
+    subdivision: str | None
+    timezone: str
+    professional_services: bool
+    csm_name: str | None
+    csm_email: str | None
+    account_manager_name: str | None
+    account_manager_email: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountView:
+        """Return the view of a stored account."""
+        return cls(**_account_fields(account))
 
 
-def admin_dict(admin: Admin) -> dict[str, Any]:
-    """Return an administrator."""
+def _account_fields(account: Account) -> dict[str, Any]:
     return {
-        "id": admin.id,
-        "account_id": admin.account_id,
-        "email": admin.email,
-        "name": admin.name,
-        "active": admin.active,
-        "created_at": iso(admin.created_at),
+        "id": account.id,
+        **{name: getattr(account, name) for name in ACCOUNT_FIELDS},
+        "attributes": dict(account.attributes or {}),
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
     }
 
 
-def pin_dict(pin: SupportPin) -> dict[str, Any]:
-    """Return a PIN's metadata (never its digits or hash)."""
-    return {
-        "id": pin.id,
-        "account_id": pin.account_id,
-        "admin_id": pin.admin_id,
-        "admin_email": pin.admin.email if pin.admin is not None else None,
-        "created_at": iso(pin.created_at),
-        "created_by": pin.created_by,
-    }
+@dataclass(frozen=True)
+class AdminView:
+    """An administrator of an account (the people who may open contacts)."""
+
+    id: int
+    account_id: str
+    email: str
+    name: str | None
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, admin: Admin) -> AdminView:
+        """Return the view of a stored administrator."""
+        return cls(
+            id=admin.id,
+            account_id=admin.account_id,
+            email=admin.email,
+            name=admin.name,
+            active=admin.active,
+            created_at=admin.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class AccountDetail(AccountView):
+    """An account with its administrators, PINs and the accounts it manages."""
+
+    admins: tuple[AdminView, ...]
+    pins: tuple[PinView, ...]
+    managed_accounts: tuple[str, ...]
 
 
 def list_accounts(
@@ -73,7 +108,7 @@ def list_accounts(
     partner_id: str | None = None,
     is_partner: bool | None = None,
     q: str | None = None,
-) -> dict[str, Any]:
+) -> Page[AccountView]:
     """Return accounts by id, filtered by tier, region, partner, and text in id or name."""
     stmt = select(Account).order_by(Account.id)
     if tier:
@@ -87,7 +122,7 @@ def list_accounts(
     if q:
         stmt = stmt.where(contains_text(q, Account.id, Account.name))
     with db.session() as session:
-        return paginate(session, stmt, page, per_page, account_dict)
+        return query_page(session, stmt, page, per_page).map(AccountView.of)
 
 
 def _account(session: Session, account_id: str) -> Account:
@@ -97,7 +132,7 @@ def _account(session: Session, account_id: str) -> Account:
     return account
 
 
-def get_account(db: Database, account_id: str) -> dict[str, Any]:
+def get_account(db: Database, account_id: str) -> AccountDetail:
     """Return an account with its administrators, PINs and managed accounts."""
     with db.session() as session:
         account = session.get(
@@ -107,15 +142,16 @@ def get_account(db: Database, account_id: str) -> dict[str, Any]:
         )
         if account is None:
             raise NotFound(f"no account {account_id!r}")
-        data = account_dict(account)
-        data["admins"] = [admin_dict(admin) for admin in account.admins]
-        data["pins"] = [pin_dict(pin) for pin in sorted(account.pins, key=lambda p: p.id)]
-        data["managed_accounts"] = list(
-            session.scalars(
-                select(Account.id).where(Account.partner_id == account.id).order_by(Account.id)
-            )
+        return AccountDetail(
+            **_account_fields(account),
+            admins=tuple(AdminView.of(admin) for admin in account.admins),
+            pins=tuple(PinView.of(pin) for pin in sorted(account.pins, key=lambda p: p.id)),
+            managed_accounts=tuple(
+                session.scalars(
+                    select(Account.id).where(Account.partner_id == account.id).order_by(Account.id)
+                )
+            ),
         )
-        return data
 
 
 def _row(values: Mapping[str, Any]) -> dict[str, str]:
@@ -177,7 +213,7 @@ def _check_partner(session: Session, values: Mapping[str, Any]) -> None:
 
 def create_account(
     db: Database, policy: Policy, values: Mapping[str, Any], *, actor: str
-) -> dict[str, Any]:
+) -> AccountView:
     """Create an account (validated as the CSV import validates it)."""
     fields = _validated(values, policy)
     attributes = _attributes(values.get("attributes") or {})
@@ -196,12 +232,12 @@ def create_account(
             entity_id=account.id,
             after={**account_snapshot(account), "attributes": attributes},
         )
-        return account_dict(account)
+        return AccountView.of(account)
 
 
 def update_account(
     db: Database, policy: Policy, account_id: str, changes: Mapping[str, Any], *, actor: str
-) -> dict[str, Any]:
+) -> AccountView:
     """Change some of an account's fields; the result is validated as a whole."""
     with db.transaction() as session:
         account = _account(session, account_id)
@@ -239,7 +275,7 @@ def update_account(
             before=before,
             after=after,
         )
-        return account_dict(account)
+        return AccountView.of(account)
 
 
 # -- administrators ----------------------------------------------------------------------------
@@ -247,14 +283,14 @@ def update_account(
 
 def list_admins(
     db: Database, account_id: str, *, page: int, per_page: int, active: bool | None = None
-) -> dict[str, Any]:
+) -> Page[AdminView]:
     """Return an account's administrators."""
     with db.session() as session:
         _account(session, account_id)
         stmt = select(Admin).where(Admin.account_id == account_id).order_by(Admin.id)
         if active is not None:
             stmt = stmt.where(Admin.active.is_(active))
-        return paginate(session, stmt, page, per_page, admin_dict)
+        return query_page(session, stmt, page, per_page).map(AdminView.of)
 
 
 def add_admin(
@@ -265,7 +301,7 @@ def add_admin(
     name: str | None,
     active: bool,
     actor: str,
-) -> dict[str, Any]:
+) -> AdminView:
     """Add an administrator (an email belongs to one account only)."""
     try:
         address = normalise_email(email)
@@ -278,33 +314,33 @@ def add_admin(
         admin = Admin(account_id=account_id, email=address, name=name or None, active=active)
         session.add(admin)
         session.flush()
-        data = admin_dict(admin)
+        view = AdminView.of(admin)
         audit.record(
             session,
             actor=actor,
             action="admin.create",
             entity_type="admin",
             entity_id=address,
-            after=data,
+            after=audit.snapshot(view),
         )
-        return data
+        return view
 
 
 def update_admin(
     db: Database, account_id: str, admin_id: int, changes: Mapping[str, Any], *, actor: str
-) -> dict[str, Any]:
+) -> AdminView:
     """Rename, deactivate or reactivate an administrator."""
     with db.transaction() as session:
         admin = session.get(Admin, admin_id)
         if admin is None or admin.account_id != account_id:
             raise NotFound(f"no administrator {admin_id} of account {account_id!r}")
-        before = admin_dict(admin)
+        before = audit.snapshot(AdminView.of(admin))
         if "name" in changes:
             admin.name = (changes["name"] or "").strip() or None
         if "active" in changes:
             admin.active = bool(changes["active"])
         session.flush()
-        data = admin_dict(admin)
+        view = AdminView.of(admin)
         audit.record(
             session,
             actor=actor,
@@ -312,185 +348,6 @@ def update_admin(
             entity_type="admin",
             entity_id=admin.email,
             before=before,
-            after=data,
+            after=audit.snapshot(view),
         )
-        return data
-
-
-# -- PINs --------------------------------------------------------------------------------------
-
-
-def list_pins(db: Database, account_id: str, *, page: int, per_page: int) -> dict[str, Any]:
-    """Return an account's PINs (metadata only)."""
-    with db.session() as session:
-        _account(session, account_id)
-        stmt = (
-            select(SupportPin)
-            .options(selectinload(SupportPin.admin))
-            .where(SupportPin.account_id == account_id)
-            .order_by(SupportPin.id)
-        )
-        return paginate(session, stmt, page, per_page, pin_dict)
-
-
-def generate_pin() -> str:
-    """Return a random PIN of the maximum length that passes the issuing rules."""
-    while True:
-        pin = f"{secrets.randbelow(10**PIN_MAX_LENGTH):0{PIN_MAX_LENGTH}d}"
-        if not is_trivial(pin):
-            return pin
-
-
-def issue_pin(
-    db: Database,
-    pepper: str,
-    account_id: str,
-    *,
-    actor: str,
-    admin_id: int | None = None,
-    pin: str | None = None,
-    replace_id: int | None = None,
-) -> dict[str, Any]:
-    """Set a new PIN (or rotate one); the answer is the only place its digits ever appear.
-
-    With ``replace_id`` (or an ``admin_id`` that already holds a PIN) the old PIN stops working
-    in the same transaction the new one starts.
-    """
-    if pin is not None:
-        try:
-            validate_pin(pin)
-        except PinError as exc:
-            raise Invalid(f"pin: {exc}", errors={"pin": [str(exc)]}) from None
-    with db.transaction() as session:
-        _account(session, account_id)
-        admin = None
-        if admin_id is not None:
-            admin = session.get(Admin, admin_id)
-            if admin is None or admin.account_id != account_id:
-                raise Invalid(
-                    f"administrator {admin_id} does not belong to account {account_id!r}",
-                    errors={"admin_id": ["not an administrator of this account"]},
-                )
-        old = None
-        if replace_id is not None:
-            old = session.get(SupportPin, replace_id)
-            if old is None or old.account_id != account_id:
-                raise NotFound(f"no PIN {replace_id} on account {account_id!r}")
-            if admin is None and old.admin_id is not None:
-                admin = session.get(Admin, old.admin_id)
-        elif admin is not None:
-            old = session.scalar(
-                select(SupportPin).where(
-                    SupportPin.account_id == account_id, SupportPin.admin_id == admin.id
-                )
-            )
-        if pin is None:
-            while True:
-                pin = generate_pin()
-                taken = session.scalar(
-                    select(SupportPin.id).where(SupportPin.pin_hash == pin_hash(pepper, pin))
-                )
-                if taken is None:
-                    break
-        digest = pin_hash(pepper, pin)
-        if session.scalar(select(SupportPin.id).where(SupportPin.pin_hash == digest)) is not None:
-            # Do not say whose: a PIN identifies an account.
-            raise Conflict("that PIN is already in use; choose another")
-        if old is not None:
-            session.delete(old)
-            session.flush()
-        record = SupportPin(
-            account_id=account_id,
-            admin_id=admin.id if admin is not None else None,
-            pin_hash=digest,
-            created_by=actor,
-        )
-        session.add(record)
-        session.flush()
-        audit.record(
-            session,
-            actor=actor,
-            action="pin.rotate" if old is not None else "pin.set",
-            entity_type="account",
-            entity_id=account_id,
-            before={"pin_id": old.id} if old is not None else None,
-            after={"pin_id": record.id, "admin": admin.email if admin is not None else None},
-        )
-        return {
-            "id": record.id,
-            "account_id": account_id,
-            "admin_id": record.admin_id,
-            "admin_email": admin.email if admin is not None else None,
-            "created_at": iso(record.created_at),
-            "created_by": actor,
-            "rotated": old is not None,
-            "replaced_pin_id": old.id if old is not None else None,
-            "pin": pin,
-        }
-
-
-def revoke_pin(db: Database, account_id: str, pin_id: int, *, actor: str) -> None:
-    """Delete a PIN: it stops working at once."""
-    with db.transaction() as session:
-        record = session.get(SupportPin, pin_id)
-        if record is None or record.account_id != account_id:
-            raise NotFound(f"no PIN {pin_id} on account {account_id!r}")
-        session.delete(record)
-        audit.record(
-            session,
-            actor=actor,
-            action="pin.revoke",
-            entity_type="account",
-            entity_id=account_id,
-            before={"pin_id": pin_id, "admin_id": record.admin_id},
-        )
-
-
-# -- lock-outs ---------------------------------------------------------------------------------
-
-
-def lockout_dict(row: PinLockout, now: datetime) -> dict[str, Any]:
-    """Return a calling number's lock-out."""
-    return {
-        "calling_number": row.calling_number,
-        "locked_until": iso(row.locked_until),
-        "failures": row.failures,
-        "created_at": iso(row.created_at),
-        "active": row.locked_until > now,
-    }
-
-
-def list_lockouts(
-    db: Database, now: datetime, *, page: int, per_page: int, active: bool | None = True
-) -> dict[str, Any]:
-    """Return calling numbers locked out of PIN checks (by default only current ones)."""
-    stmt = select(PinLockout).order_by(PinLockout.locked_until.desc())
-    if active is True:
-        stmt = stmt.where(PinLockout.locked_until > now)
-    elif active is False:
-        stmt = stmt.where(PinLockout.locked_until <= now)
-    with db.session() as session:
-        return paginate(session, stmt, page, per_page, lambda row: lockout_dict(row, now))
-
-
-def unlock(db: Database, calling_number: str, *, actor: str, now: datetime) -> None:
-    """Lift a calling number's lock-out so it may try PINs again."""
-    number = calling_number.strip()
-    with db.transaction() as session:
-        row = session.get(PinLockout, number)
-        if row is None or row.locked_until <= now:
-            raise NotFound(f"{number} is not locked out")
-        before = lockout_dict(row, now)
-        # Kept, ending now: the failures that led to it stop counting towards the next lock-out
-        # (deleted, they would count again and the next wrong PIN would re-lock the number).
-        row.locked_until = now
-        audit.record(
-            session,
-            actor=actor,
-            action="pin.unlock",
-            entity_type="calling_number",
-            entity_id=number,
-            before=before,
-            after=lockout_dict(row, now),
-            at=now,
-        )
+        return view

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.services.paging import iso, paginate
+from router.services.paging import Page, query_page
 from router.store.db import Database
 from router.store.models import AuditEntry
 
@@ -38,18 +40,47 @@ def record(
     return entry
 
 
-def entry_dict(entry: AuditEntry) -> dict[str, Any]:
-    """Return an audit entry."""
-    return {
-        "id": entry.id,
-        "at": iso(entry.at),
-        "actor": entry.actor,
-        "action": entry.action,
-        "entity_type": entry.entity_type,
-        "entity_id": entry.entity_id,
-        "before": entry.before,
-        "after": entry.after,
-    }
+def snapshot(view: Any) -> dict[str, Any]:
+    """Return a service's frozen view as the JSON the audit log stores (instants as ISO 8601)."""
+    return {name: _json_ready(value) for name, value in dataclasses.asdict(view).items()}
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, dict):
+        return {name: _json_ready(item) for name, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class AuditEntryView:
+    """An audit entry as staff read it."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEntryView:
+        """Return the view of a stored entry."""
+        return cls(
+            id=entry.id,
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            entity_type=entry.entity_type,
+            entity_id=entry.entity_id,
+            before=entry.before,
+            after=entry.after,
+        )
 
 
 def list_entries(
@@ -63,7 +94,7 @@ def list_entries(
     entity_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> dict[str, Any]:
+) -> Page[AuditEntryView]:
     """Return audit entries, newest first, filtered by who, what, which and when."""
     stmt = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     if actor:
@@ -83,4 +114,4 @@ def list_entries(
     if until is not None:
         stmt = stmt.where(AuditEntry.at < until)
     with db.session() as session:
-        return paginate(session, stmt, page, per_page, entry_dict)
+        return query_page(session, stmt, page, per_page).map(AuditEntryView.of)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from config.policy import Policy, Region
 from router.core.calendar import BusinessCalendar, Interval
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import iso, paginate, paginate_list
+from router.services.paging import Page, list_page, query_page
 from router.services.routing import RoutingCache, parse_hours
 from router.store.db import Database
 from router.store.models import CalendarOverride
@@ -44,24 +44,101 @@ def hours_text(hours: Sequence[Interval]) -> list[list[str]]:
     return [[_hm(start), "24:00" if end == time(0, 0) else _hm(end)] for start, end in hours]
 
 
-def region_dict(region: Region, calendar: BusinessCalendar, now: datetime) -> dict[str, Any]:
-    """Return a region with whether it is open now and when it next opens."""
-    return {
-        "key": region.key,
-        "name": region.name,
-        "display_number": region.display_number,
-        "e164": region.e164,
-        "aliases": list(region.aliases),
-        "country": region.country,
-        "subdivision": region.subdivision,
-        "timezone": region.timezone,
-        "language": region.language,
-        "hours": hours_text(region.hours),
-        "working_days": [_WEEKDAYS[day] for day in sorted(calendar.weekly_hours)],
-        "open_now": calendar.is_open(now),
-        "next_open_at": iso(calendar.next_open(now)),
-        "local_time": now.astimezone(ZoneInfo(region.timezone)).isoformat(),
-    }
+@dataclass(frozen=True)
+class RegionView:
+    """A support region, whether it is open now and when it next opens."""
+
+    key: str
+    name: str
+    display_number: str
+    e164: str | None
+    aliases: tuple[str, ...]
+    country: str
+    subdivision: str | None
+    timezone: str
+    language: str
+    hours: list[list[str]]
+    working_days: tuple[str, ...]
+    open_now: bool
+    next_open_at: datetime | None
+    local_time: datetime
+
+    @classmethod
+    def of(cls, region: Region, calendar: BusinessCalendar, now: datetime) -> RegionView:
+        """Return the view of a configured region as it stands at ``now``."""
+        return cls(
+            key=region.key,
+            name=region.name,
+            display_number=region.display_number,
+            e164=region.e164,
+            aliases=tuple(region.aliases),
+            country=region.country,
+            subdivision=region.subdivision,
+            timezone=region.timezone,
+            language=region.language,
+            hours=hours_text(region.hours),
+            working_days=tuple(_WEEKDAYS[day] for day in sorted(calendar.weekly_hours)),
+            open_now=calendar.is_open(now),
+            next_open_at=calendar.next_open(now),
+            local_time=now.astimezone(ZoneInfo(region.timezone)),
+        )
+
+
+@dataclass(frozen=True)
+class Opening:
+    """An open interval as UTC instants."""
+
+    start_at: datetime
+    end_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleDay:
+    """One local day's opening times, and why they are what they are."""
+
+    day: date
+    weekday: str
+    open: bool
+    source: str  # override, holiday, weekly (a working day) or weekend
+    holiday: str | None
+    note: str | None
+    hours: list[list[str]]
+    intervals: tuple[Opening, ...]
+
+
+@dataclass(frozen=True)
+class Schedule(RegionView):
+    """A region with its opening times day by day."""
+
+    days: tuple[ScheduleDay, ...]
+
+
+@dataclass(frozen=True)
+class OverrideView:
+    """A staff change to one day of a region: closed, or special hours."""
+
+    id: int
+    region: str
+    day: date
+    closed: bool
+    hours: list[list[str]]
+    note: str | None
+    created_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def of(cls, row: CalendarOverride) -> OverrideView:
+        """Return the view of a stored override."""
+        return cls(
+            id=row.id,
+            region=row.region,
+            day=row.day,
+            closed=not row.hours,
+            hours=[list(pair) for pair in row.hours],
+            note=row.note,
+            created_at=row.created_at,
+            created_by=row.created_by,
+        )
 
 
 def list_regions(
@@ -73,20 +150,20 @@ def list_regions(
     page: int,
     per_page: int,
     country: str | None = None,
-) -> dict[str, Any]:
+) -> Page[RegionView]:
     """Return the configured regions (filter by country), each open or closed now."""
     regions = [
         region
         for region in policy.regions.values()
         if country is None or region.country == country.upper()
     ]
-    chosen = paginate_list(regions, page, per_page)
+    chosen = list_page(regions, page, per_page)
     with db.session() as session:
-        chosen["items"] = [
-            region_dict(region, cache.region_calendar(session, region.key, now.date()), now)
-            for region in chosen["items"]
-        ]
-    return chosen
+        return chosen.map(
+            lambda region: RegionView.of(
+                region, cache.region_calendar(session, region.key, now.date()), now
+            )
+        )
 
 
 def schedule(
@@ -98,7 +175,7 @@ def schedule(
     *,
     start: date | None = None,
     days: int = SCHEDULE_DAYS,
-) -> dict[str, Any]:
+) -> Schedule:
     """Return a region's opening times for ``days`` local days from ``start`` (default today)."""
     region = _region(policy, key)
     zone = ZoneInfo(region.timezone)
@@ -116,7 +193,7 @@ def schedule(
                 )
             )
         }
-        data = region_dict(region, calendar, now)
+        view = RegionView.of(region, calendar, now)
     out = []
     for offset in range(days):
         day = first + timedelta(days=offset)
@@ -132,22 +209,18 @@ def schedule(
             source = "weekend"
         intervals = calendar.open_intervals(day)
         out.append(
-            {
-                "date": day.isoformat(),
-                "weekday": _WEEKDAYS[day.weekday()],
-                "open": bool(intervals),
-                "source": source,
-                "holiday": holiday_name,
-                "note": override.note if override is not None else None,
-                "hours": hours_text(calendar.hours_on(day)),
-                "intervals": [
-                    {"start_at": start_at.isoformat(), "end_at": end_at.isoformat()}
-                    for start_at, end_at in intervals
-                ],
-            }
+            ScheduleDay(
+                day=day,
+                weekday=_WEEKDAYS[day.weekday()],
+                open=bool(intervals),
+                source=source,
+                holiday=holiday_name,
+                note=override.note if override is not None else None,
+                hours=hours_text(calendar.hours_on(day)),
+                intervals=tuple(Opening(start_at, end_at) for start_at, end_at in intervals),
+            )
         )
-    data["days"] = out
-    return data
+    return Schedule(**vars(view), days=tuple(out))
 
 
 def _holiday_name(calendar: BusinessCalendar, day: date) -> str | None:
@@ -159,20 +232,6 @@ def _holiday_name(calendar: BusinessCalendar, day: date) -> str | None:
     return str(name) if name else "public holiday"
 
 
-def override_dict(row: CalendarOverride) -> dict[str, Any]:
-    """Return an override as JSON-ready data."""
-    return {
-        "id": row.id,
-        "region": row.region,
-        "day": row.day.isoformat(),
-        "closed": not row.hours,
-        "hours": [list(pair) for pair in row.hours],
-        "note": row.note,
-        "created_at": iso(row.created_at),
-        "created_by": row.created_by,
-    }
-
-
 def list_overrides(
     db: Database,
     policy: Policy,
@@ -182,7 +241,7 @@ def list_overrides(
     per_page: int,
     since: date | None = None,
     until: date | None = None,
-) -> dict[str, Any]:
+) -> Page[OverrideView]:
     """Return a region's overrides by day, optionally within [since, until]."""
     _region(policy, key)
     stmt = select(CalendarOverride).where(CalendarOverride.region == key)
@@ -191,7 +250,9 @@ def list_overrides(
     if until is not None:
         stmt = stmt.where(CalendarOverride.day <= until)
     with db.session() as session:
-        return paginate(session, stmt.order_by(CalendarOverride.day), page, per_page, override_dict)
+        return query_page(session, stmt.order_by(CalendarOverride.day), page, per_page).map(
+            OverrideView.of
+        )
 
 
 def check_hours(raw: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -233,7 +294,7 @@ def put_override(
     note: str | None,
     actor: str,
     now: datetime,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OverrideView, bool]:
     """Close a day (no hours) or set its special hours; return the override and if it is new."""
     region = _region(policy, key)
     today = now.astimezone(ZoneInfo(region.timezone)).date()
@@ -266,14 +327,14 @@ def _store_override(
     note: str | None,
     actor: str,
     now: datetime,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OverrideView, bool]:
     with db.transaction() as session:
         row = session.scalar(
             select(CalendarOverride).where(
                 CalendarOverride.region == key, CalendarOverride.day == day
             )
         )
-        before = override_dict(row) if row is not None else None
+        before = audit.snapshot(OverrideView.of(row)) if row is not None else None
         created = row is None
         if row is None:
             row = CalendarOverride(region=key, day=day, created_at=now)
@@ -282,7 +343,7 @@ def _store_override(
         row.note = (note or "").strip() or None
         row.created_by = actor
         session.flush()
-        data = override_dict(row)
+        view = OverrideView.of(row)
         audit.record(
             session,
             actor=actor,
@@ -290,10 +351,10 @@ def _store_override(
             entity_type="calendar_override",
             entity_id=f"{key}:{day.isoformat()}",
             before=before,
-            after=data,
+            after=audit.snapshot(view),
             at=now,
         )
-    return data, created
+    return view, created
 
 
 def delete_override(
@@ -309,7 +370,7 @@ def delete_override(
         )
         if row is None:
             raise NotFound(f"no override for {key} on {day.isoformat()}")
-        before = override_dict(row)
+        before = audit.snapshot(OverrideView.of(row))
         session.delete(row)
         audit.record(
             session,

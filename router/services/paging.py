@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, and where it sits in the whole."""
+
+    items: tuple[T, ...]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """Return how many pages the whole list fills."""
+        return math.ceil(self.total / self.per_page) if self.total else 0
+
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        """Return the same page with each item converted."""
+        return Page(
+            tuple(convert(item) for item in self.items), self.page, self.per_page, self.total
+        )
 
 
 def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
@@ -22,6 +45,22 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     needle = f"%{escaped}%"
     return or_(*(func.lower(column).like(needle, escape="\\") for column in columns))
+
+
+def query_page(session: Session, stmt: Select[T], page: int, per_page: int) -> Page[T]:
+    """Run ``stmt`` for one page of its entities."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page))
+    return Page(tuple(rows), page, per_page, total)
+
+
+def list_page(items: Sequence[T], page: int, per_page: int) -> Page[T]:
+    """Return one page of an in-memory list."""
+    start = (page - 1) * per_page
+    return Page(tuple(items[start : start + per_page]), page, per_page, len(items))
+
+
+# -- JSON-shaped pages, for the services that still build dicts --------------------------------
 
 
 def page_dict(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
@@ -43,15 +82,14 @@ def paginate(
     convert: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
     """Run ``stmt`` for one page and convert each row's entity."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page))
-    return page_dict([convert(row) for row in rows], page, per_page, total)
+    rows = query_page(session, stmt, page, per_page)
+    return page_dict([convert(row) for row in rows.items], page, per_page, rows.total)
 
 
 def paginate_list(items: Sequence[T], page: int, per_page: int) -> dict[str, Any]:
     """Return one page of an in-memory list."""
-    start = (page - 1) * per_page
-    return page_dict(list(items[start : start + per_page]), page, per_page, len(items))
+    chosen = list_page(items, page, per_page)
+    return page_dict(list(chosen.items), page, per_page, chosen.total)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,22 +1,23 @@
-"""Queues for staff: list, create, change, delete, and the supervisors' overview."""
+"""Queues for staff: list, create, change and delete them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
-from router.core.domain import ContactStatus, SlaState
 from router.core.validation import normalise_email
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.paging import iso, paginate
+from router.services.paging import Page, query_page
+from router.services.queue_overview import Waiting, nobody_waiting, waiting_by_queue
 from router.services.rules import current_state
 from router.store.db import Database
 from router.store.models import Contact, Queue
@@ -36,44 +37,44 @@ _BUILT_IN_QUEUES: Final = {
     "supportbot": "the shipped routing rules (config/policy/routing.toml) start Standard chats "
     "with SupportBot in it; routing falls back to them, and rolling back to them needs it",
 }
-# SLA states a waiting contact can be in, in the order the overview shows them.
-LIVE_STATES = (SlaState.OK, SlaState.WARNING, SlaState.BREACHED, SlaState.MET, SlaState.MISSED)
 
 
-def effective_sla_state(now: datetime) -> ColumnElement[str]:
-    """Return the SLA state at ``now`` as SQL: running clocks whose instants passed count on.
+@dataclass(frozen=True)
+class QueueView:
+    """A queue, as staff see it."""
 
-    The scheduler records warnings and breaches as they happen; reading through the clock's
-    instants keeps the console right between sweeps (and when the scheduler is down).
-    """
-    running = Contact.sla_state.in_([SlaState.OK.value, SlaState.WARNING.value])
-    return case(
-        (and_(running, Contact.due_at.is_not(None), Contact.due_at <= now), literal("breached")),
-        (
-            and_(
-                Contact.sla_state == SlaState.OK.value,
-                Contact.warning_at.is_not(None),
-                Contact.warning_at <= now,
-            ),
-            literal("warning"),
-        ),
-        else_=Contact.sla_state,
-    )
+    key: str
+    name: str
+    team: str
+    kind: str
+    owners: tuple[str, ...]
+    webhook_url: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, queue: Queue) -> QueueView:
+        """Return the view of a stored queue."""
+        return cls(
+            key=queue.key,
+            name=queue.name,
+            team=queue.team,
+            kind=queue.kind,
+            owners=tuple(queue.owners or []),
+            webhook_url=queue.webhook_url,
+            active=queue.active,
+            created_at=queue.created_at,
+            updated_at=queue.updated_at,
+        )
 
 
-def queue_dict(queue: Queue) -> dict[str, Any]:
-    """Return a queue as JSON-ready data."""
-    return {
-        "key": queue.key,
-        "name": queue.name,
-        "team": queue.team,
-        "kind": queue.kind,
-        "owners": list(queue.owners or []),
-        "webhook_url": queue.webhook_url,
-        "active": queue.active,
-        "created_at": iso(queue.created_at),
-        "updated_at": iso(queue.updated_at),
-    }
+@dataclass(frozen=True)
+class QueueDetail(QueueView):
+    """A queue with the rules that route to it and its waiting contacts."""
+
+    rules: tuple[str, ...]
+    waiting: Waiting
 
 
 def list_queues(
@@ -84,7 +85,7 @@ def list_queues(
     team: str | None = None,
     kind: str | None = None,
     active: bool | None = None,
-) -> dict[str, Any]:
+) -> Page[QueueView]:
     """Return queues by key, filtered by team, kind and active."""
     stmt = select(Queue).order_by(Queue.key)
     if team:
@@ -94,20 +95,20 @@ def list_queues(
     if active is not None:
         stmt = stmt.where(Queue.active.is_(active))
     with db.session() as session:
-        return paginate(session, stmt, page, per_page, queue_dict)
+        return query_page(session, stmt, page, per_page).map(QueueView.of)
 
 
-def get_queue(db: Database, policy: Policy, key: str, now: datetime) -> dict[str, Any]:
+def get_queue(db: Database, policy: Policy, key: str, now: datetime) -> QueueDetail:
     """Return a queue with the rules that route to it and its waiting contacts' summary."""
     with db.session() as session:
         queue = session.get(Queue, key)
         if queue is None:
             raise NotFound(f"no queue {key!r}")
-        data = queue_dict(queue)
-        data["rules"] = _rules_using(session, policy, key)
-        rows = _overview_rows(session, now, [key])
-        data["waiting"] = rows.get(key, _empty_row())
-        return data
+        return QueueDetail(
+            **vars(QueueView.of(queue)),
+            rules=tuple(_rules_using(session, policy, key)),
+            waiting=waiting_by_queue(session, now, [key]).get(key) or nobody_waiting(),
+        )
 
 
 def system_queues(policy: Policy) -> dict[str, str]:
@@ -169,7 +170,7 @@ def _check(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def create_queue(db: Database, values: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
+def create_queue(db: Database, values: Mapping[str, Any], *, actor: str) -> QueueView:
     """Create a queue; its key is permanent (rules and contacts refer to it)."""
     key = str(values.get("key", ""))
     if not QUEUE_KEY.fullmatch(key):
@@ -194,28 +195,28 @@ def create_queue(db: Database, values: Mapping[str, Any], *, actor: str) -> dict
         queue = Queue(key=key, **fields)
         session.add(queue)
         session.flush()
-        data = queue_dict(queue)
+        view = QueueView.of(queue)
         audit.record(
             session,
             actor=actor,
             action="queue.create",
             entity_type="queue",
             entity_id=key,
-            after=_audit_view(data),
+            after=_audit_view(view),
         )
-    return data
+    return view
 
 
 def update_queue(
     db: Database, policy: Policy, key: str, changes: Mapping[str, Any], *, actor: str
-) -> dict[str, Any]:
+) -> QueueView:
     """Change a queue's fields; a system queue, or one rules route to, cannot be deactivated."""
     fields = _check({name: changes[name] for name in _EDITABLE if name in changes})
     with db.transaction() as session:
         queue = session.get(Queue, key)
         if queue is None:
             raise NotFound(f"no queue {key!r}")
-        before = queue_dict(queue)
+        before = _audit_view(QueueView.of(queue))
         if fields.get("active") is False and queue.active:
             _refuse_system_queue(policy, key, "deactivated")
             rules = _rules_using(session, policy, key)
@@ -229,17 +230,17 @@ def update_queue(
             setattr(queue, name, value)
         queue.updated_at = datetime.now(UTC)
         session.flush()
-        data = queue_dict(queue)
+        view = QueueView.of(queue)
         audit.record(
             session,
             actor=actor,
             action="queue.update",
             entity_type="queue",
             entity_id=key,
-            before=_audit_view(before),
-            after=_audit_view(data),
+            before=before,
+            after=_audit_view(view),
         )
-    return data
+    return view
 
 
 def delete_queue(db: Database, policy: Policy, key: str, *, actor: str) -> None:
@@ -261,7 +262,7 @@ def delete_queue(db: Database, policy: Policy, key: str, *, actor: str) -> None:
                 f"{used} contact(s) were routed to queue {key!r}; deactivate it instead",
                 contacts=used,
             )
-        before = queue_dict(queue)
+        before = _audit_view(QueueView.of(queue))
         session.delete(queue)
         audit.record(
             session,
@@ -269,127 +270,10 @@ def delete_queue(db: Database, policy: Policy, key: str, *, actor: str) -> None:
             action="queue.delete",
             entity_type="queue",
             entity_id=key,
-            before=_audit_view(before),
+            before=before,
         )
 
 
-def _audit_view(data: Mapping[str, Any]) -> dict[str, Any]:
+def _audit_view(queue: QueueView) -> dict[str, Any]:
+    data = audit.snapshot(queue)
     return {name: data[name] for name in ("key", *_EDITABLE)}
-
-
-# -- overview ----------------------------------------------------------------------------------
-
-
-def _empty_row() -> dict[str, Any]:
-    return {
-        "waiting": 0,
-        "oldest_received_at": None,
-        "oldest_wait_seconds": None,
-        "sla": {state.value: 0 for state in (SlaState.NONE, *LIVE_STATES)},
-    }
-
-
-def _overview_rows(
-    session: Session, now: datetime, keys: list[str] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Count waiting contacts per queue and SLA state, with the oldest arrival: one query."""
-    state = effective_sla_state(now).label("state")
-    stmt = (
-        select(Contact.queue_key, state, func.count(), func.min(Contact.received_at))
-        .where(Contact.status == ContactStatus.WAITING.value, Contact.queue_key.is_not(None))
-        .group_by(Contact.queue_key, state)
-    )
-    if keys is not None:
-        stmt = stmt.where(Contact.queue_key.in_(keys))
-    rows: dict[str, dict[str, Any]] = {}
-    for key, sla_state, count, first in session.execute(stmt):
-        row = rows.setdefault(str(key), _empty_row())
-        row["waiting"] += count
-        row["sla"][sla_state] = row["sla"].get(sla_state, 0) + count
-        oldest = _aware(first)
-        if oldest is not None and (
-            row["oldest_received_at"] is None or oldest < row["oldest_received_at"]
-        ):
-            row["oldest_received_at"] = oldest
-    for row in rows.values():
-        oldest = row["oldest_received_at"]
-        if oldest is not None:
-            row["oldest_wait_seconds"] = max(0, int((now - oldest).total_seconds()))
-            row["oldest_received_at"] = oldest.isoformat()
-    return rows
-
-
-def _aware(value: Any) -> datetime | None:
-    # min() over a column comes back untyped on SQLite (a string or a naive datetime).
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
-def overview(
-    db: Database,
-    now: datetime,
-    *,
-    page: int,
-    per_page: int,
-    team: str | None = None,
-    kind: str | None = None,
-    include_inactive: bool = False,
-) -> dict[str, Any]:
-    """Return every queue with its waiting contacts, oldest wait and SLA state counts."""
-    with db.session() as session:
-        stmt = select(Queue).order_by(Queue.team, Queue.key)
-        if team:
-            stmt = stmt.where(Queue.team == team)
-        if kind:
-            stmt = stmt.where(Queue.kind == kind)
-        if not include_inactive:
-            stmt = stmt.where(Queue.active.is_(True))
-        queues = list(session.scalars(stmt))
-        rows = _overview_rows(session, now, [queue.key for queue in queues])
-    items = []
-    for queue in queues:
-        item = {
-            "key": queue.key,
-            "name": queue.name,
-            "team": queue.team,
-            "kind": queue.kind,
-            "active": queue.active,
-            **rows.get(queue.key, _empty_row()),
-        }
-        items.append(item)
-    # Busiest first, as a supervisor scans: breaches, then warnings, then the longest wait.
-    items.sort(
-        key=lambda item: (
-            -item["sla"]["breached"],
-            -item["sla"]["warning"],
-            -(item["oldest_wait_seconds"] if item["oldest_wait_seconds"] is not None else -1),
-            -item["waiting"],
-            item["key"],
-        )
-    )
-    totals = _empty_row()
-    for item in items:
-        totals["waiting"] += item["waiting"]
-        for name, count in item["sla"].items():
-            totals["sla"][name] += count
-        wait = item["oldest_wait_seconds"]
-        if wait is not None and (
-            totals["oldest_wait_seconds"] is None or wait > totals["oldest_wait_seconds"]
-        ):
-            totals["oldest_wait_seconds"] = wait
-            totals["oldest_received_at"] = item["oldest_received_at"]
-    start = (page - 1) * per_page
-    return {
-        "generated_at": now.isoformat(),
-        "totals": totals,
-        "items": items[start : start + per_page],
-        "page": page,
-        "per_page": per_page,
-        "total": len(items),
-        "pages": -(-len(items) // per_page) if items else 0,
-    }

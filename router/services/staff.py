@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from router.core.validation import normalise_email
 from router.services import audit
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.logins import StaffError, create_staff, issue_token, revoke_sessions
-from router.services.paging import contains_text, iso, paginate
+from router.services.paging import Page, contains_text, iso, query_page
 from router.store.db import Database
 from router.store.models import ApiToken, ConsoleLoginLock, StaffUser
 
@@ -23,18 +24,77 @@ MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 
 
-def staff_dict(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any]:
-    """Return a staff user (never the password hash) and until when their log-in is locked."""
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role,
-        "active": user.active,
-        "has_password": bool(user.password_hash),
-        "created_at": iso(user.created_at),
-        "login_locked_until": iso(locked_until),
-    }
+@dataclass(frozen=True)
+class StaffView:
+    """A staff user (never the password hash) and until when their log-in is locked."""
+
+    id: int
+    email: str
+    name: str | None
+    role: str
+    active: bool
+    has_password: bool
+    created_at: datetime
+    login_locked_until: datetime | None
+
+    @classmethod
+    def of(cls, user: StaffUser, locked_until: datetime | None = None) -> StaffView:
+        """Return the view of a stored staff user."""
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            active=user.active,
+            has_password=bool(user.password_hash),
+            created_at=user.created_at,
+            login_locked_until=locked_until,
+        )
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """An API token's metadata (its prefix, never the token)."""
+
+    id: int
+    staff_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, token: ApiToken, now: datetime) -> TokenView:
+        """Return the view of a stored token as it stands at ``now``."""
+        expired = token.expires_at is not None and token.expires_at <= now
+        return cls(
+            id=token.id,
+            staff_id=token.staff_user_id,
+            name=token.name,
+            prefix=token.prefix,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            last_used_at=token.last_used_at,
+            revoked_at=token.revoked_at,
+            active=token.revoked_at is None and not expired,
+        )
+
+
+@dataclass(frozen=True)
+class StaffDetail(StaffView):
+    """A staff user with their tokens."""
+
+    tokens: tuple[TokenView, ...]
+
+
+@dataclass(frozen=True)
+class NewToken(TokenView):
+    """A token just issued: the only place it ever appears."""
+
+    token: str
 
 
 def _locks(session: Session, emails: list[str], now: datetime) -> dict[str, datetime]:
@@ -49,22 +109,6 @@ def _locks(session: Session, emails: list[str], now: datetime) -> dict[str, date
     return {email: until for email, until in rows if until is not None}
 
 
-def token_dict(token: ApiToken, now: datetime) -> dict[str, Any]:
-    """Return a token's metadata (its prefix, never the token)."""
-    expired = token.expires_at is not None and token.expires_at <= now
-    return {
-        "id": token.id,
-        "staff_id": token.staff_user_id,
-        "name": token.name,
-        "prefix": token.prefix,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-        "active": token.revoked_at is None and not expired,
-    }
-
-
 def list_staff(
     db: Database,
     *,
@@ -74,7 +118,7 @@ def list_staff(
     active: bool | None = None,
     q: str | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Page[StaffView]:
     """Return staff users by email, each with their log-in lock-out if one is in force."""
     stmt = select(StaffUser).order_by(StaffUser.email)
     if role:
@@ -84,11 +128,9 @@ def list_staff(
     if q:
         stmt = stmt.where(contains_text(q, StaffUser.email, StaffUser.name))
     with db.session() as session:
-        listed = paginate(session, stmt, page, per_page, staff_dict)
-        locks = _locks(session, [item["email"] for item in listed["items"]], now or _now())
-    for item in listed["items"]:
-        item["login_locked_until"] = iso(locks.get(item["email"]))
-    return listed
+        users = query_page(session, stmt, page, per_page)
+        locks = _locks(session, [user.email for user in users.items], now or _now())
+        return users.map(lambda user: StaffView.of(user, locks.get(user.email)))
 
 
 def _now() -> datetime:
@@ -102,18 +144,15 @@ def _user(session: Session, staff_id: int) -> StaffUser:
     return user
 
 
-def get_staff(db: Database, staff_id: int, now: datetime) -> dict[str, Any]:
+def get_staff(db: Database, staff_id: int, now: datetime) -> StaffDetail:
     """Return a staff user with their tokens."""
     with db.session() as session:
         user = _user(session, staff_id)
-        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
-        data["tokens"] = [
-            token_dict(token, now)
-            for token in session.scalars(
-                select(ApiToken).where(ApiToken.staff_user_id == user.id).order_by(ApiToken.id)
-            )
-        ]
-        return data
+        tokens = session.scalars(
+            select(ApiToken).where(ApiToken.staff_user_id == user.id).order_by(ApiToken.id)
+        )
+        view = StaffView.of(user, _locks(session, [user.email], now).get(user.email))
+        return StaffDetail(**vars(view), tokens=tuple(TokenView.of(token, now) for token in tokens))
 
 
 def add_staff(
@@ -124,7 +163,7 @@ def add_staff(
     name: str | None,
     password: str | None,
     actor: str,
-) -> dict[str, Any]:
+) -> StaffView:
     """Create a staff user (409 if the email is taken)."""
     try:
         address = normalise_email(email)
@@ -139,7 +178,7 @@ def add_staff(
         if "already exists" in str(exc):
             raise Conflict(str(exc)) from None
         raise Invalid(str(exc)) from None
-    return staff_dict(user)
+    return StaffView.of(user)
 
 
 def _active_admins(session: Session) -> int:
@@ -160,7 +199,7 @@ def update_staff(
     *,
     actor: str,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> StaffView:
     """Change a staff user's name, role, active flag or password; one active admin must remain."""
     # Deactivating a user or changing their password ends their console sessions (below).
     now = now or _now()
@@ -174,7 +213,7 @@ def update_staff(
         )
     with db.transaction() as session:
         user = _user(session, staff_id)
-        before = staff_dict(user)
+        before = audit.snapshot(StaffView.of(user))
         was_admin = user.role == StaffRole.ADMIN.value and user.active
         if "name" in changes:
             user.name = (changes["name"] or "").strip() or None
@@ -190,8 +229,8 @@ def update_staff(
             if _active_admins(session) == 0:
                 raise Conflict("this is the last active admin; make another admin first")
         session.flush()
-        data = staff_dict(user, _locks(session, [user.email], now).get(user.email))
-        after = dict(data)
+        view = StaffView.of(user, _locks(session, [user.email], now).get(user.email))
+        after = audit.snapshot(view)
         if password is not None:
             after["password_changed"] = True
         if password is not None or not user.active:
@@ -206,7 +245,7 @@ def update_staff(
             after=after,
             at=now,
         )
-        return data
+        return view
 
 
 def list_tokens(
@@ -217,7 +256,7 @@ def list_tokens(
     page: int,
     per_page: int,
     active: bool | None = None,
-) -> dict[str, Any]:
+) -> Page[TokenView]:
     """Return a staff user's tokens, newest first."""
     with db.session() as session:
         _user(session, staff_id)
@@ -231,7 +270,7 @@ def list_tokens(
             )
         elif active is False:
             stmt = stmt.where(or_(ApiToken.revoked_at.is_not(None), ApiToken.expires_at <= now))
-        return paginate(session, stmt, page, per_page, lambda token: token_dict(token, now))
+        return query_page(session, stmt, page, per_page).map(lambda token: TokenView.of(token, now))
 
 
 def create_token(
@@ -242,7 +281,7 @@ def create_token(
     expires_at: datetime | None,
     actor: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> NewToken:
     """Issue a token; the answer is the only place the token ever appears."""
     if expires_at is not None and expires_at <= now:
         raise Invalid("expires_at must be in the future", errors={"expires_at": ["in the past"]})
@@ -258,20 +297,18 @@ def create_token(
     with db.session() as session:
         token = session.get(ApiToken, issued.token_id)
         assert token is not None
-        data = token_dict(token, now)
-    data["token"] = issued.token
-    return data
+        return NewToken(**vars(TokenView.of(token, now)), token=issued.token)
 
 
 def revoke_token(
     db: Database, staff_id: int, token_id: int, *, actor: str, now: datetime
-) -> dict[str, Any]:
+) -> TokenView:
     """Revoke a token at once (revoking twice is harmless)."""
     with db.transaction() as session:
         token = session.get(ApiToken, token_id)
         if token is None or token.staff_user_id != staff_id:
             raise NotFound(f"no token {token_id} of staff user {staff_id}")
-        before = token_dict(token, now)
+        before = audit.snapshot(TokenView.of(token, now))
         if token.revoked_at is None:
             token.revoked_at = now
             session.flush()
@@ -282,13 +319,13 @@ def revoke_token(
                 entity_type="api_token",
                 entity_id=str(token.id),
                 before=before,
-                after=token_dict(token, now),
+                after=audit.snapshot(TokenView.of(token, now)),
                 at=now,
             )
-        return token_dict(token, now)
+        return TokenView.of(token, now)
 
 
-def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> dict[str, Any]:
+def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> StaffView:
     """Lift a staff user's console log-in lock-out and forget their failed log-ins."""
     # Unlocking a user who is not locked changes nothing and records nothing (idempotent).
     with db.transaction() as session:
@@ -311,4 +348,4 @@ def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> d
                 after={"locked_until": None, "failures": 0, "lockouts": 0},
                 at=now,
             )
-        return staff_dict(user)
+        return StaffView.of(user)

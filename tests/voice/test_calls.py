@@ -24,7 +24,7 @@ from channels.voice.service import (
 from config.policy import Policy
 from ivr.twiml import TWILIO_HOLD_MUSIC
 from router.core.pins import pin_hash
-from router.services import accounts
+from router.services import pins
 from router.services.errors import NotFound
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent, OpsEvent, PinAttempt, PinLockout, SupportPin
@@ -406,9 +406,9 @@ def test_staff_unlock_lets_the_number_call_again(
     clock.advance(minutes=5)
     unlocked_at = clock.now
     # The staff API's and console's unlock.
-    accounts.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
+    pins.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
     with pytest.raises(NotFound):  # already unlocked
-        accounts.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
+        pins.unlock(vdb, caller, actor="ops@support.example", now=unlocked_at)
     clock.advance(seconds=30)
     call = new_call(caller=caller)
     call.start()
