@@ -1,6 +1,6 @@
 """Whether the sender of an email is proven (SPEC 2.6).
 
-Pure code. The sender is the addr-spec of the single ``From:`` address (``normalise.read_from``:
+Pure code. The sender is the addr-spec of the single ``From:`` address (``addresses.read_from``:
 a display name never wins, an encoded word inside the address is refused). It is believed only
 on an *aligned* pass: DMARC pass for the From: domain, or an SPF or DKIM pass for a domain
 aligned with it, as the provider's verdict fields report it or, for raw MIME from our own MTA
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import authres
+
+from channels.email.addresses import quoted_string
 
 # How many Authentication-Results headers, topmost first, are looked at: a trusted host adds its
 # own at the top, so those below it come from further away (or from the sender).
@@ -148,7 +150,7 @@ def _spf_pairs(text: str) -> dict[str, str] | None:
         if i is None:
             return None
         if text[i : i + 1] == '"':
-            quoted = _quoted_string(text, i)
+            quoted = quoted_string(text, i)
             if quoted is None:
                 return None
             item, i = quoted
@@ -189,23 +191,6 @@ def _skip_cfws(text: str, i: int) -> int | None:
             return i
         i += 1
     return None if depth else i
-
-
-def _quoted_string(text: str, i: int) -> tuple[str, int] | None:
-    """Return the content of the quoted string at ``i`` (escapes undone) and the index after it."""
-    out: list[str] = []
-    i += 1
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if char == '"':
-            return "".join(out), i + 1
-        out.append(char)
-        i += 1
-    return None
 
 
 def dkim_signature_domain(value: str) -> str | None:

@@ -12,9 +12,8 @@ when none of those is there does the subject decide, in the languages reports co
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
-HeaderMap = Mapping[str, tuple[str, ...]]
+from channels.email.headers import HeaderMap, first
 
 REPORT_TYPES = frozenset(
     {
@@ -88,12 +87,6 @@ _REPORT_SUBJECT = re.compile(
     rf"{_PREFIX}(?:(?:{_REPORT_WORDS})\s*[:：]|(?:{_REPORT_SENTENCES})(?!\w))", re.IGNORECASE
 )
 _AUTO_REPLY_SUBJECT = re.compile(rf"{_PREFIX}(?:{_AUTO_REPLY_WORDS})\s*(?:[:：]|$)", re.IGNORECASE)
-
-
-def first(headers: HeaderMap, name: str) -> str | None:
-    """Return the first value of header ``name``, if any."""
-    values = headers.get(name)
-    return values[0] if values else None
 
 
 def media_type(value: str | None) -> str | None:

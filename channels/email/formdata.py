@@ -5,7 +5,7 @@ Providers post form fields in the message's own charsets (SendGrid says which in
 UTF-8 by the web framework. A multipart body is split at its own boundary's delimiter lines
 (linear in the body's size; at most ``MAX_PARTS`` parts, refused otherwise: a Mailgun post is
 parsed before its signature is checked), and only each part's header block, capped by
-``limits``, is parsed with the standard ``email`` package (policy compat32). A part's body is
+``posted_caps``, is parsed with the standard ``email`` package (policy compat32). A part's body is
 never walked into: an attached email (``message/rfc822``) or a field that claims to be a
 multipart is bytes here, parsed later under the message caps if at all.
 """
@@ -20,8 +20,10 @@ from email.parser import BytesParser
 from itertools import chain
 from urllib.parse import parse_qsl
 
-from channels.email import limits
-from channels.email.normalise import clean_line, decode_bytes, decode_words
+from channels.email.header_caps import blank_line
+from channels.email.mime import payload_bytes
+from channels.email.posted_caps import cap_header_block, cap_value
+from channels.email.text import clean_line, decode_bytes, decode_words
 
 MAX_PARTS = 1000
 
@@ -51,6 +53,13 @@ class FormData:
         """Return field ``name`` decoded (in ``charset`` when given), or None when absent."""
         value = self.fields.get(name)
         return None if value is None else decode_bytes(value, charset)
+
+    @property
+    def size(self) -> int:
+        """Return the bytes of every field and file, as the provider posted them."""
+        return sum(len(value) for value in self.fields.values()) + sum(
+            len(upload.data) for upload in self.files
+        )
 
     def has(self, name: str) -> bool:
         """Return True when the form has field ``name``."""
@@ -88,7 +97,7 @@ def _urlencoded(body: bytes) -> FormData:
 
 
 def _multipart(content_type: str, body: bytes) -> FormData:
-    capped_type, _ = limits.cap_value("content-type", content_type)
+    capped_type, _ = cap_value("content-type", content_type)
     holder = Message()
     holder["Content-Type"] = capped_type
     try:
@@ -106,7 +115,7 @@ def _multipart(content_type: str, body: bytes) -> FormData:
         name = _param(part, "name")
         if not name:
             continue
-        data = _bytes(part)
+        data = payload_bytes(part)
         filename = _filename(part)
         if filename is not None:
             files.append(
@@ -156,14 +165,10 @@ def _part(raw: bytes) -> Message:
     if raw.startswith((b"\r\n", b"\n", b"\r")):  # no header block at all
         head, content = b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
     else:
-        cut: tuple[int, int] | None = None
         # The first empty line ends the header block (whatever the line endings).
-        for pair, skip in ((b"\n\r\n", 1), (b"\n\n", 1), (b"\r\r", 1)):
-            at = raw.find(pair)
-            if at >= 0 and (cut is None or at + skip < cut[0]):
-                cut = (at + skip, at + len(pair))
-        head, content = (raw[: cut[0]], raw[cut[1] :]) if cut else (raw, b"")
-    capped, _ = limits.cap_header_block(head)
+        head_end, body = blank_line(raw, 0, len(raw))
+        head, content = raw[:head_end], raw[body:]
+    capped, _ = cap_header_block(head)
     part = BytesParser(policy=policy.compat32).parsebytes(capped + b"\r\n", headersonly=True)
     # As the parser keeps a body: its bytes as ASCII with surrogate escapes.
     part.set_payload(content.decode("ascii", "surrogateescape"))
@@ -208,19 +213,3 @@ def _content_type(part: Message) -> str:
         return str(part.get_content_type())
     except Exception:
         return "application/octet-stream"
-
-
-def _bytes(part: Message) -> bytes:
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:
-        data = None
-    if isinstance(data, bytes):
-        return data
-    raw = part.get_payload()
-    return raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
-
-
-def text_or_empty(form: FormData, name: str, charset: str | None = None) -> str:
-    """Return field ``name`` decoded, or an empty string."""
-    return form.text(name, charset) or ""

@@ -6,27 +6,23 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from channels.email import limits
-from channels.email.authentication import Verdict, domain_of
+from channels.email.addresses import envelope_sender, from_values
+from channels.email.authentication import Verdict, domain_of, verdict_word
 from channels.email.formdata import FormData
+from channels.email.headers import fingerprint, header_map
+from channels.email.limits import MAX_MESSAGE_FIELDS
+from channels.email.mime import parse_mime
 from channels.email.normalise import (
-    ATTACHMENT_HEAD_BYTES,
     Attachment,
     AuthResults,
     InboundEmail,
     MalformedEmail,
     Parts,
     assemble,
-    clean_line,
-    clean_text,
-    decode_bytes,
-    envelope_sender,
-    fingerprint,
-    header_map,
-    parse_mime,
-    raw_values,
-    verdict,
+    posted_head,
 )
+from channels.email.posted_caps import cap_pairs, cap_value, capped_value, read_json_list
+from channels.email.text import clean_line
 from channels.email.webhook_auth import WebhookAuthError
 
 PROVIDER = "mailgun"
@@ -91,8 +87,8 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     # counts only for the domain every DKIM-Signature of the message names (normalise.assemble).
     auth = AuthResults(
         verdicts=(
-            Verdict("spf", verdict(form.text("X-Mailgun-Spf")), domain_of(sender), PROVIDER),
-            Verdict("dkim", verdict(form.text("X-Mailgun-Dkim-Check-Result")), None, PROVIDER),
+            Verdict("spf", verdict_word(form.text("X-Mailgun-Spf")), domain_of(sender), PROVIDER),
+            Verdict("dkim", verdict_word(form.text("X-Mailgun-Dkim-Check-Result")), None, PROVIDER),
         )
     )
     if form.has("body-mime"):
@@ -109,7 +105,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     if raw_headers:
         try:
             # Only as many pairs as the limits read are decoded (millions fit in 25 MiB).
-            listed, unread = limits.read_json_list(raw_headers)
+            listed, unread = read_json_list(raw_headers)
         except TypeError:
             raise MalformedEmail("Mailgun field 'message-headers' must be a JSON list") from None
         except (ValueError, RecursionError):
@@ -123,40 +119,34 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         if value is not None and name.lower() not in present:
             pairs.append((name, value))
     # The same caps as a raw message's headers, before anything decodes them.
-    pairs, capped = limits.cap_pairs(pairs)
+    pairs, capped = cap_pairs(pairs)
     if unread:
-        capped.append(f"message-headers: fields after the first {limits.MAX_MESSAGE_FIELDS} unread")
+        capped.append(f"message-headers: fields after the first {MAX_MESSAGE_FIELDS} unread")
     headers = header_map(pairs)
     if not form.has("from") and "from" not in headers:
         raise MalformedEmail("Mailgun payload has no 'from' field or message-headers")
-    attachments = []
-    for upload in form.files:
-        head = ""
-        if upload.content_type.startswith("text/") or upload.filename.lower().endswith(
-            (".log", ".txt")
-        ):
-            head = clean_text(decode_bytes(upload.data[:ATTACHMENT_HEAD_BYTES]))
-        attachments.append(
-            Attachment(
-                upload.filename, clean_line(upload.content_type, 100), len(upload.data), head
-            )
+    attachments = [
+        Attachment(
+            upload.filename,
+            clean_line(upload.content_type, 100),
+            len(upload.data),
+            posted_head(upload.content_type, upload.filename, upload.data),
         )
-    from_value, note = limits.cap_value("From", form.text("from") or "")
-    capped.extend([note] if note else [])
-    # The message's own From: headers (all of them) are what the sender wrote; the 'from' field
-    # is Mailgun's copy of one, used only when message-headers is missing.
-    from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
+        for upload in form.files
+    ]
+    from_value = capped_value("From", form.text("from") or "", capped)
     recipient = form.text("recipient") or ""
     subject = form.text("subject")
     if subject is not None:
-        subject, note = limits.cap_value("Subject", subject)
-        capped.extend([note] if note else [])
+        subject = capped_value("Subject", subject, capped)
     text = form.text("body-plain") or ""
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=from_values,
-        to_values=() if "to" in headers else [limits.cap_value("To", recipient)[0]],
+        # The message's own From: headers (all of them) are what the sender wrote; the 'from'
+        # field is Mailgun's copy of one, used only when message-headers is missing.
+        from_values=from_values(pairs, from_value),
+        to_values=() if "to" in headers else [cap_value("To", recipient)[0]],
         subject=subject,
         text=text,
         html=form.text("body-html") or "",
@@ -164,8 +154,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         auth=auth,
         envelope_from=envelope_sender(sender),  # "" (a report's <>) is kept
         capped=capped,
-        size=sum(len(value) for value in form.fields.values())
-        + sum(len(upload.data) for upload in form.files),
+        size=form.size,
         fingerprint=fingerprint(from_value, form.text("recipient"), subject, text),
     )
     return assemble(parts, own_addresses)

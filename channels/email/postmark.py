@@ -7,24 +7,22 @@ import binascii
 import json
 from typing import Any
 
-from channels.email import limits
+from channels.email.addresses import from_values
 from channels.email.authentication import received_spf
+from channels.email.headers import fingerprint, header_map, raw_values
+from channels.email.limits import ATTACHMENT_HEAD_BYTES, MAX_MESSAGE_FIELDS
+from channels.email.mime import parse_mime
 from channels.email.normalise import (
-    ATTACHMENT_HEAD_BYTES,
     Attachment,
     AuthResults,
     InboundEmail,
     MalformedEmail,
     Parts,
     assemble,
-    clean_line,
-    clean_text,
-    decode_bytes,
-    fingerprint,
-    header_map,
-    parse_mime,
-    raw_values,
+    posted_head,
 )
+from channels.email.posted_caps import cap_pairs, capped_value
+from channels.email.text import clean_line
 
 PROVIDER = "postmark"
 
@@ -49,15 +47,15 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
     pairs = [
         (item["Name"], item["Value"])
         # No more than the limits read (a list of millions fits in 25 MiB).
-        for item in listed[: limits.MAX_MESSAGE_FIELDS]
+        for item in listed[:MAX_MESSAGE_FIELDS]
         if isinstance(item, dict)
         and isinstance(item.get("Name"), str)
         and isinstance(item.get("Value"), str)
     ]
     # The same caps as a raw message's headers, before anything decodes them.
-    pairs, capped = limits.cap_pairs(pairs)
-    if len(listed) > limits.MAX_MESSAGE_FIELDS:
-        capped.append(f"Headers: fields after the first {limits.MAX_MESSAGE_FIELDS} unread")
+    pairs, capped = cap_pairs(pairs)
+    if len(listed) > MAX_MESSAGE_FIELDS:
+        capped.append(f"Headers: fields after the first {MAX_MESSAGE_FIELDS} unread")
     # Postmark's own SPF check is the topmost Received-SPF (its receiving server adds it above
     # the message's headers); any lower one came with the message.
     spf = received_spf(next(iter(raw_values(pairs, "received-spf")), None), PROVIDER)
@@ -78,24 +76,21 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         # Postmark parsed the address already: it is the addr-spec, never a display name.
         from_value = f"<{from_full['Email']}>"
     if from_value:
-        from_value, note = limits.cap_value("From", from_value)
-        capped.extend([note] if note else [])
+        from_value = capped_value("From", from_value, capped)
     if not from_value and "from" not in headers:
         raise MalformedEmail("Postmark payload has no 'From'")
-    from_values = raw_values(pairs, "from") or ([from_value] if from_value else [])
     display = from_full.get("Name") if isinstance(from_full, dict) else None
     subject = _string(data, "Subject")
     if subject is not None:
-        subject, note = limits.cap_value("Subject", subject)
-        capped.extend([note] if note else [])
+        subject = capped_value("Subject", subject, capped)
     text = _string(data, "TextBody") or ""
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=from_values,
+        from_values=from_values(pairs, from_value),
         from_name=display if isinstance(display, str) else None,
-        to_values=[_capped("To", _string(data, "To") or "", capped)] if "To" in data else (),
-        cc_values=[_capped("Cc", _string(data, "Cc") or "", capped)] if "Cc" in data else (),
+        to_values=[capped_value("To", _string(data, "To") or "", capped)] if "To" in data else (),
+        cc_values=[capped_value("Cc", _string(data, "Cc") or "", capped)] if "Cc" in data else (),
         subject=subject,
         text=text,
         html=_string(data, "HtmlBody") or "",
@@ -108,13 +103,6 @@ def parse(data: dict[str, Any], own_addresses: frozenset[str]) -> InboundEmail:
         fingerprint=fingerprint(from_value, _string(data, "To"), subject, text),
     )
     return assemble(parts, own_addresses)
-
-
-def _capped(name: str, value: str, notes: list[str]) -> str:
-    value, note = limits.cap_value(name, value)
-    if note:
-        notes.append(note)
-    return value
 
 
 def _string(data: dict[str, Any], name: str) -> str | None:
@@ -145,9 +133,7 @@ def _attachments(listed: Any) -> list[Attachment]:
             head_bytes = b""
         length = item.get("ContentLength")
         size = length if isinstance(length, int) and length >= 0 else len(content) * 3 // 4
-        head = ""
-        if content_type.startswith("text/") or name.lower().endswith((".log", ".txt")):
-            head = clean_text(decode_bytes(head_bytes[:ATTACHMENT_HEAD_BYTES]))
+        head = posted_head(content_type, name, head_bytes)
         found.append(Attachment(clean_line(name, 255), clean_line(content_type, 100), size, head))
     return found
 

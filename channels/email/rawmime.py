@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from channels.email.normalise import InboundEmail, parse_mime
+from channels.email.mime import parse_mime
+from channels.email.normalise import InboundEmail
 
 PROVIDER = "mime"
 

@@ -8,27 +8,23 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from channels.email import ecdsa, limits
-from channels.email.authentication import Verdict, domain_of, sendgrid_dkim
+from channels.email import ecdsa
+from channels.email.addresses import envelope_sender, from_values
+from channels.email.authentication import Verdict, domain_of, sendgrid_dkim, verdict_word
 from channels.email.formdata import FormData
+from channels.email.headers import fingerprint, header_map
+from channels.email.mime import parse_mime
 from channels.email.normalise import (
-    ATTACHMENT_HEAD_BYTES,
     Attachment,
     AuthResults,
     InboundEmail,
     MalformedEmail,
     Parts,
     assemble,
-    clean_line,
-    clean_text,
-    decode_bytes,
-    envelope_sender,
-    fingerprint,
-    header_map,
-    parse_mime,
-    raw_values,
-    verdict,
+    posted_head,
 )
+from channels.email.posted_caps import cap_header_block, capped_value
+from channels.email.text import clean_line
 from channels.email.webhook_auth import WebhookAuthError
 
 PROVIDER = "sendgrid"
@@ -66,7 +62,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
     # SendGrid's SPF verdict is about the envelope sender; its dkim field names each domain.
     auth = AuthResults(
         verdicts=(
-            Verdict("spf", verdict(form.text("SPF")), domain_of(envelope_from), PROVIDER),
+            Verdict("spf", verdict_word(form.text("SPF")), domain_of(envelope_from), PROVIDER),
             *sendgrid_dkim(form.text("dkim")),
         )
     )
@@ -88,7 +84,7 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         return form.text(name, charset if isinstance(charset, str) else None) or ""
 
     # The headers field feeds the same header decoding as a raw message: the same caps first.
-    block, capped = limits.cap_header_block(form.fields.get("headers", b""))
+    block, capped = cap_header_block(form.fields.get("headers", b""))
     try:
         header_block = BytesHeaderParser(policy=policy.default).parsebytes(block)
         raw_headers = list(header_block.raw_items())
@@ -102,27 +98,23 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         details = details if isinstance(details, dict) else {}
         name = details.get("filename") or details.get("name") or upload.filename
         content_type = details.get("type") or upload.content_type
-        head = ""
-        if str(content_type).startswith("text/") or str(name).lower().endswith((".log", ".txt")):
-            head = clean_text(decode_bytes(upload.data[:ATTACHMENT_HEAD_BYTES]))
         attachments.append(
             Attachment(
                 clean_line(str(name), 255),
                 clean_line(str(content_type), 100),
                 len(upload.data),
-                head,
+                posted_head(str(content_type), str(name), upload.data),
             )
         )
-    subject, text, sender = field("subject"), field("text"), field("from")
+    text = field("text")
     subject, sender, to, cc = (
-        _capped(name, field(name.lower()), capped) for name in ("Subject", "From", "To", "Cc")
+        capped_value(name, field(name.lower()), capped) for name in ("Subject", "From", "To", "Cc")
     )
-    # The headers block holds every From: the sender wrote; the 'from' field is SendGrid's copy.
-    from_values = raw_values(raw_headers, "from") or ([sender] if sender else [])
     parts = Parts(
         provider=PROVIDER,
         headers=headers,
-        from_values=from_values,
+        # The headers block holds every From: the sender wrote; 'from' is SendGrid's copy.
+        from_values=from_values(raw_headers, sender),
         to_values=[to] if form.has("to") else (),
         cc_values=[cc] if form.has("cc") else (),
         subject=subject if form.has("subject") else None,
@@ -132,18 +124,10 @@ def parse(form: FormData, own_addresses: frozenset[str]) -> InboundEmail:
         auth=auth,
         envelope_from=envelope_sender(envelope_from),  # "" (a report's <>) is kept
         capped=capped,
-        size=sum(len(value) for value in form.fields.values())
-        + sum(len(upload.data) for upload in form.files),
+        size=form.size,
         fingerprint=fingerprint(sender, field("to"), subject, text, headers.get("date", [""])[0]),
     )
     return assemble(parts, own_addresses)
-
-
-def _capped(name: str, value: str, notes: list[str]) -> str:
-    value, note = limits.cap_value(name, value)
-    if note:
-        notes.append(note)
-    return value
 
 
 def _json_object(form: FormData, name: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
-from channels.email.normalise import read_from
+from channels.email.addresses import read_from
 from config import Settings
 from config.policy import Policy
 from router.runtime import EXTENSION_KEY

@@ -23,7 +23,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from channels.email.normalise import read_from
+from channels.email.addresses import read_from
 from router.store.db import Database
 from router.store.models import Contact
 from router.store.models.email import EmailMessage as StoredEmail

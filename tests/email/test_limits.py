@@ -1,5 +1,6 @@
-"""The caps of channels/email/limits.py: what they cut, what they keep, and that their walk of
-a message's bytes sees the same structure the standard library's parser then builds."""
+"""The caps of channels/email/limits.py (applied by mime_caps and posted_caps): what they cut,
+what they keep, and that their walk of a message's bytes sees the same structure the standard
+library's parser then builds."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.email import limits
-from channels.email.limits import bound_message, cap_header_block, cap_pairs, cap_value
-from channels.email.normalise import parse_mime
+from channels.email.mime import parse_mime
+from channels.email.mime_caps import bound_message
+from channels.email.posted_caps import cap_header_block, cap_pairs, cap_value, read_json_list
 
 HEAD = (
     b"From: Alice Admin <alice@acme.example>\r\nTo: support@router.example\r\n"
@@ -184,7 +186,7 @@ def test_header_pairs_are_read_no_further_than_the_limits_keep() -> None:
 def test_a_json_list_is_decoded_only_as_far_as_the_limit(
     text: str, items: list[object], more: bool
 ) -> None:
-    assert limits.read_json_list(text, 3) == (items, more)
+    assert read_json_list(text, 3) == (items, more)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +202,7 @@ def test_a_json_list_is_decoded_only_as_far_as_the_limit(
 )
 def test_what_is_not_a_json_list_is_refused(text: str, error: type[Exception]) -> None:
     with pytest.raises(error):
-        limits.read_json_list(text, 3)
+        read_json_list(text, 3)
 
 
 # --- the walk sees what the parser builds ------------------------------------------------------

@@ -6,6 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from channels.email.addresses import read_from
 from channels.email.authentication import (
     SenderCheck,
     Verdict,
@@ -13,14 +14,10 @@ from channels.email.authentication import (
     received_spf,
     sendgrid_dkim,
 )
-from channels.email.normalise import (
-    AuthResults,
-    MalformedEmail,
-    html_to_text,
-    message_ids,
-    parse_mime,
-    read_from,
-)
+from channels.email.headers import message_ids
+from channels.email.html_text import html_to_text
+from channels.email.mime import parse_mime
+from channels.email.normalise import AuthResults, MalformedEmail
 
 OWN = frozenset({"support@router.example"})
 
