@@ -88,7 +88,7 @@ MAX_HEADERS = MAX_HEADER_FIELDS + MAX_ESSENTIAL_EXTRA  # all the caps above keep
 MAX_ADDRESSES = 100
 MAX_REFERENCES = 100
 MAX_ATTACHMENTS = 100
-MAX_MIME_DEPTH = 20
+MAX_MIME_DEPTH = 20  # levels of the parsed tree walked into: a second guard behind MAX_DEPTH
 ATTACHMENT_HEAD_BYTES = 4096
 # Contact.external_id is 255 characters; longer Message-IDs are stored by their digest.
 MAX_KEY_CHARS = 255
