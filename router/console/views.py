@@ -38,9 +38,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from router.core.domain import StaffRole
 from router.core.validation import trusted_forwarded
 from router.runtime import runtime
-from router.services import logins as staff_login
+from router.services import console_sessions
+from router.services.console_sessions import LoginLimits, LoginRefusal
 from router.services.errors import ServiceError
-from router.services.logins import LoginLimits, LoginRefusal, StaffIdentity, verify_password
+from router.services.logins import StaffIdentity, verify_password
 from router.services.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def current_user() -> StaffIdentity | None:
     identity = None
     token = session.get(SESSION_KEY)
     if isinstance(token, str) and token:
-        identity = staff_login.session_identity(runtime().db, token, _limits(), now())
+        identity = console_sessions.session_identity(runtime().db, token, _limits(), now())
         if identity is None:
             # The cookie names a session that ended: drop it, and say why on the login page.
             session.clear()
@@ -293,20 +294,20 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
         return render_template("console/login.html", next=target, email=email), 400
     rt = runtime()
     limits, ip, at = _limits(), client_ip(), now()
-    address = staff_login.login_email(email)
-    refusal = staff_login.check_login_allowed(rt.db, address, ip, limits, at)
+    address = console_sessions.login_email(email)
+    refusal = console_sessions.check_login_allowed(rt.db, address, ip, limits, at)
     if refusal is None:
         # An address no one can have (control characters, over-long) is checked as an unknown
         # one: same cost, and never sent to the database (PostgreSQL's text refuses NUL).
         identity = verify_password(rt.db, email if address is not None else "", password)
         if identity is not None:
-            token = staff_login.start_session(rt.db, identity, ip, limits, at)
+            token = console_sessions.start_session(rt.db, identity, ip, limits, at)
             # A fresh cookie on login, so a session planted before it is worth nothing.
             session.clear()
             session[SESSION_KEY] = token
             session.permanent = False
             return redirect(target if _safe(target) else url_for("console.queues"))
-        refusal = staff_login.record_login_failure(rt.db, address, ip, limits, at)
+        refusal = console_sessions.record_login_failure(rt.db, address, ip, limits, at)
         if refusal is None:
             flash("Wrong email or password.", "error")
             return render_template("console/login.html", next=target, email=email), 401
@@ -337,7 +338,7 @@ def logout() -> BaseResponse:
     """Log out: the server-side session ends, so a copy of the cookie opens nothing."""
     token = session.get(SESSION_KEY)
     if isinstance(token, str) and token:
-        staff_login.end_session(runtime().db, token, now())
+        console_sessions.end_session(runtime().db, token, now())
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("console.login"))

@@ -11,7 +11,7 @@ from router.core.calendar import as_utc
 from router.core.domain import Tier
 from router.scheduler.state import rowcount
 from router.services import audit, ratelimit
-from router.services.logins import FORGET_AFTER
+from router.services.console_sessions import FORGET_AFTER
 from router.store.db import Database
 from router.store.models import Account, ConsoleLoginLock, ConsoleSession, PinLockout
 from router.store.models.email import WebhookReplayToken

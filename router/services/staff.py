@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from router.core.domain import StaffRole
 from router.core.validation import normalise_email
 from router.services import audit
+from router.services.console_sessions import revoke_sessions
 from router.services.errors import Conflict, Invalid, NotFound
-from router.services.logins import StaffError, create_staff, issue_token, revoke_sessions
+from router.services.logins import StaffError, create_staff, issue_token
 from router.services.paging import Page, contains_text, iso, query_page
 from router.store.db import Database
 from router.store.models import ApiToken, ConsoleLoginLock, StaffUser

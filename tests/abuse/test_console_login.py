@@ -27,7 +27,7 @@ from app import create_app
 from config.settings import Settings, SettingsError
 from router.console.views import CLOCK_KEY
 from router.runtime import EXTENSION_KEY, Runtime
-from router.services import logins, staff
+from router.services import console_sessions, logins, staff
 from router.services.logins import create_staff, issue_token
 from router.store.models import AuditEntry, ConsoleSession, StaffUser
 from tests.api.conftest import migrated_database
@@ -437,8 +437,8 @@ def test_a_failure_is_counted_while_a_concurrent_log_in_clears_the_row(login_app
         pytest.skip("SQLite has one writer at a time: no delete can come in between")
     email = new_staff(login_app)
     now = datetime.now(UTC)
-    limits = logins.LoginLimits()
-    logins.record_login_failure(db, email, "203.0.113.5", limits, now)
+    limits = console_sessions.LoginLimits()
+    console_sessions.record_login_failure(db, email, "203.0.113.5", limits, now)
     from sqlalchemy import create_engine, event, text
     from sqlalchemy.exc import OperationalError
 
@@ -462,11 +462,11 @@ def test_a_failure_is_counted_while_a_concurrent_log_in_clears_the_row(login_app
 
     event.listen(db.engine, "after_cursor_execute", concurrent_delete)
     try:
-        logins.record_login_failure(db, email, "203.0.113.5", limits, now)
+        console_sessions.record_login_failure(db, email, "203.0.113.5", limits, now)
     finally:
         event.remove(db.engine, "after_cursor_execute", concurrent_delete)
         other.dispose()
     assert outcome == ["waited"]
     with db.session() as session:
-        lock = session.get(logins.ConsoleLoginLock, email)
+        lock = session.get(console_sessions.ConsoleLoginLock, email)
         assert lock is not None and lock.failures == 2
