@@ -15,14 +15,19 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from channels.chat import views as chat
+from channels.chat.service import ChatService
 from channels.email import views as email
+from channels.email.sender import EmailSender
+from channels.email.service import EmailChannel
+from channels.simulate import simulate_group
 from channels.voice import views as voice
+from channels.voice.service import VoiceConfig, VoiceService
 from config import Policy, PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
 from router.api import init_api
 from router.console import views as console
 from router.http import CookieSessions, Request
-from router.intake.service import IntakeService
+from router.intake import IntakeService
 from router.metrics import Metrics
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.routing import RoutingCache
@@ -59,9 +64,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     runtime = _runtime(settings, policy)
     app.extensions[EXTENSION_KEY] = runtime
+    _channel_services(app, runtime)
 
     _register_blueprints(app)
     cli.register(app)
+    app.cli.add_command(simulate_group)
     _instrument(app, runtime.metrics)
     _register_error_handlers(app)
     if settings.is_production:
@@ -93,6 +100,20 @@ def _runtime(settings: Settings, policy: Policy) -> Runtime:
         metrics=Metrics(),
         intake=IntakeService(db, policy, RoutingCache(policy)),
     )
+
+
+def _channel_services(app: Flask, rt: Runtime) -> None:
+    """Build each channel's service once; the channel's views read it from app.extensions."""
+    app.extensions[voice.SERVICE_KEY] = VoiceService(
+        rt.db, rt.policy, rt.intake, VoiceConfig.from_settings(rt.settings)
+    )
+    app.extensions[chat.SERVICE_KEY] = ChatService(
+        settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake
+    )
+    email_channel = EmailChannel.from_runtime(rt)
+    app.extensions[email.SERVICE_KEY] = email_channel
+    # The sender's thread starts on its first submit: in a gunicorn worker, after the fork.
+    app.extensions[email.SENDER_KEY] = EmailSender(email_channel.deliver)
 
 
 def _register_blueprints(app: Flask) -> None:

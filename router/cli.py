@@ -14,7 +14,6 @@ from alembic.util.exc import CommandError
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
-from channels.simulate import simulate_group
 from router.core.domain import Category, Channel, Severity, Tier, Topic
 from router.core.rules import ContactAttributes, RuleValidationError
 from router.core.validation import parse_instant
@@ -38,7 +37,6 @@ def register(app: Flask) -> None:
     for group in (db_group, staff_group, accounts_group):
         app.cli.add_command(group)
     app.cli.add_command(demo_data)
-    app.cli.add_command(simulate_group)
     app.cli.add_command(explain)
     app.cli.add_command(scheduler_command)
 

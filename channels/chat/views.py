@@ -23,13 +23,12 @@ from channels.chat.service import (
     Outcome,
     PortalUser,
 )
-from router.runtime import EXTENSION_KEY, Runtime
 
 log = logging.getLogger("router.chat")
 
 blueprint = Blueprint("chat", __name__)
 
-EXTENSION = "channels.chat"
+SERVICE_KEY = "channels.chat"
 # Contact ids are 32-bit integers in the store; a larger one is no session (404), not an error.
 CONTACT_ID = "int(max=2147483647)"
 
@@ -37,13 +36,8 @@ Reply = tuple[Response, int] | tuple[Response, int, dict[str, str]]
 
 
 def chat_service(app: Flask | None = None) -> ChatService:
-    """Return the app's chat service, made on first use from the app's runtime."""
-    app = app if app is not None else current_app
-    service: ChatService | None = app.extensions.get(EXTENSION)
-    if service is None:
-        rt: Runtime = app.extensions[EXTENSION_KEY]
-        service = ChatService(settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake)
-        app.extensions[EXTENSION] = service
+    """Return the chat service create_app built for ``app`` (the current app by default)."""
+    service: ChatService = (app if app is not None else current_app).extensions[SERVICE_KEY]
     return service
 
 

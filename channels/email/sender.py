@@ -69,6 +69,12 @@ class EmailSender:
         self._name = name
         self._worker: _Worker | None = None
 
+    @property
+    def running(self) -> bool:
+        """Return whether this process's sending thread has been started and is alive."""
+        worker = self._worker
+        return worker is not None and worker.pid == os.getpid() and _alive(worker)
+
     def submit(self, outbox_ids: Sequence[int]) -> bool:
         """Queue these outbox rows for sending; return False when the queue is full."""
         batch = tuple(outbox_ids)

@@ -28,22 +28,25 @@ from channels.email.sender import EmailSender
 from channels.email.service import EmailChannel, ReplayedToken, retry_email_outbox
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
 from config.settings import Settings
-from router.runtime import EXTENSION_KEY, runtime
+from router.runtime import runtime
 
 blueprint = Blueprint("email", __name__, cli_group="email")
 log = logging.getLogger(__name__)
 
+SERVICE_KEY = "channels.email"  # the app's EmailChannel in app.extensions
 SENDER_KEY = "email_sender"  # the app's EmailSender in app.extensions
 
 
+def email_channel(app: Flask | None = None) -> EmailChannel:
+    """Return the email channel create_app built for ``app`` (the current app by default)."""
+    channel: EmailChannel = (app if app is not None else current_app).extensions[SERVICE_KEY]
+    return channel
+
+
 def background_sender(app: Flask) -> EmailSender:
-    """Return the app's background sender of replies, made on first use (one per app)."""
-    found: EmailSender | None = app.extensions.get(SENDER_KEY)
-    if found is None:
-        # Its thread starts only on its first submit: in the gunicorn worker, after the fork.
-        channel = EmailChannel.from_runtime(app.extensions[EXTENSION_KEY])
-        found = app.extensions.setdefault(SENDER_KEY, EmailSender(channel.deliver))
-    return found
+    """Return the app's background sender of replies (its thread starts on the first submit)."""
+    sender: EmailSender = app.extensions[SENDER_KEY]
+    return sender
 
 
 @blueprint.before_request
@@ -167,7 +170,7 @@ def _accept(
 ) -> tuple[Response, int]:
     """Store the message, send (or queue) the replies it is owed, and answer the provider."""
     rt = runtime()
-    channel = EmailChannel.from_runtime(rt)
+    channel = email_channel()
     try:
         receipt = channel.receive(email, datetime.now(UTC), replay_token=replay_token)
     except ReplayedToken:

@@ -11,14 +11,13 @@ import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.voice import signature
-from channels.voice.service import CallRequest, VoiceConfig, VoiceService
+from channels.voice.service import CallRequest, VoiceService
 from ivr.machine import Stage
 from ivr.twiml import CONTENT_TYPE, Urls
-from router.runtime import EXTENSION_KEY, Runtime, runtime
+from router.runtime import runtime
 
 blueprint = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
@@ -34,17 +33,8 @@ class BadWebhook(ValueError):
     """A signed request the IVR cannot use (a missing CallSid, a broken step number)."""
 
 
-@blueprint.record_once
-def _create_service(state: BlueprintSetupState) -> None:
-    """Build the app's voice service once, from its runtime."""
-    rt: Runtime = state.app.extensions[EXTENSION_KEY]
-    state.app.extensions[SERVICE_KEY] = VoiceService(
-        rt.db, rt.policy, rt.intake, VoiceConfig.from_settings(rt.settings)
-    )
-
-
 def voice_service() -> VoiceService:
-    """Return the current app's voice service."""
+    """Return the voice service create_app built for the current app."""
     service: VoiceService = current_app.extensions[SERVICE_KEY]
     return service
 

@@ -20,7 +20,7 @@ from werkzeug.test import TestResponse
 from app import create_app
 from channels.chat.service import ChatService
 from channels.chat.tokens import mint_portal_token
-from channels.chat.views import EXTENSION as CHAT_EXTENSION
+from channels.chat.views import SERVICE_KEY as CHAT_SERVICE_KEY
 from channels.chat.views import chat_service
 from config import Settings
 from config.policy import Policy
@@ -174,17 +174,22 @@ def app(shared_app: Flask, settings: Settings) -> Iterator[Flask]:
     """Yield the shared app wired to this test's store and settings (handlers read both per request)."""
     base: Runtime = shared_app.extensions[EXTENSION_KEY]
     db = Database(settings.database_url)
-    shared_app.extensions[EXTENSION_KEY] = replace(
+    base_chat = shared_app.extensions[CHAT_SERVICE_KEY]
+    rt = replace(
         base,
         settings=settings,
         db=db,
         intake=IntakeService(db, base.policy, RoutingCache(base.policy)),
     )
-    shared_app.extensions.pop(CHAT_EXTENSION, None)
+    shared_app.extensions[EXTENSION_KEY] = rt
+    shared_app.extensions[CHAT_SERVICE_KEY] = ChatService(
+        settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake
+    )
     try:
         yield shared_app
     finally:
-        shared_app.extensions.pop(CHAT_EXTENSION, None)
+        shared_app.extensions[EXTENSION_KEY] = base
+        shared_app.extensions[CHAT_SERVICE_KEY] = base_chat
         db.dispose()
 
 

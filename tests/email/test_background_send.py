@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from channels.email.sender import EmailSender
 from channels.email.service import EmailChannel
-from channels.email.views import SENDER_KEY, background_sender
+from channels.email.views import SENDER_KEY, background_sender, email_channel
 from router.mailer import MailError, MailTransport
 from router.runtime import EXTENSION_KEY, Runtime
 from router.store.db import Database
@@ -69,9 +69,10 @@ def background(other_app: Any) -> Iterator[Callable[..., FlaskClient]]:
     yield build
     for application in built:
         # Nothing may still write to the database the next test resets; apps are reused.
-        sender: EmailSender | None = application.extensions.pop(SENDER_KEY, None)
-        if sender is not None:
-            assert sender.stop(timeout=WAIT_SECONDS), "the sender thread did not stop"
+        # A stopped sender does not start again: the reused app gets a fresh one.
+        sender: EmailSender = application.extensions[SENDER_KEY]
+        application.extensions[SENDER_KEY] = EmailSender(email_channel(application).deliver)
+        assert sender.stop(timeout=WAIT_SECONDS), "the sender thread did not stop"
 
 
 @dataclass
@@ -228,7 +229,7 @@ def test_inline_mode_answers_sent_or_failed(
     (sent,) = post_mime(client, message(subject="second")).get_json()["replies"]
     assert (sent["status"], sent["sent"]) == ("sent", True)
     assert [str(m["Subject"]) for m in inbox.messages] == ["Re: [#C-2] second"]
-    assert SENDER_KEY not in client.application.extensions  # inline never starts a thread
+    assert not background_sender(client.application).running  # inline never starts a thread
 
 
 # --- the sender on its own ----------------------------------------------------------------
