@@ -7,7 +7,7 @@ PORT   ?= 5000
 # Local runs use the embedded SQLite file and development secrets unless told otherwise.
 export APP_ENV ?= development
 
-.PHONY: run serve test test-browser browser-deps lint format typecheck bench migrate demo clean
+.PHONY: run serve test unit test-browser browser-deps lint format typecheck bench migrate demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -44,6 +44,10 @@ serve: migrate
 test: $(VENV)/.installed-test lint typecheck
 	APP_ENV=test $(BIN)/python -m pytest
 
+## make unit: only the pure tests (core, IVR, policy and settings): no app, no database, seconds
+unit: $(VENV)/.installed-test
+	APP_ENV=test $(BIN)/python -m pytest -q --confcutdir=tests/unit tests/unit
+
 ## make browser-deps: install Debian's chromium for the console's browser tests (needs root)
 CHROMIUM ?= /usr/bin/chromium
 browser-deps:
@@ -60,6 +64,7 @@ test-browser: $(VENV)/.installed-test browser-deps
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -13,24 +13,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from config import Settings, load_policy
+from config import Settings
 from config.policy import Policy
-from config.settings import DEFAULT_POLICY_DIR
 from router.runtime import EXTENSION_KEY, Runtime
 from router.store import migrate
 from router.store.db import Database, scratch_schema
+from tests.unit.conftest import policy  # noqa: F401  (the pure tests' fixture, shared)
 
 # The test harness's own switch (not a service setting): CI points it at PostgreSQL.
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 POSTGRES_SKIP_REASON = "TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)"
 
 TEST_PEPPER = "test-pepper-0123456789abcdef"
-
-
-@pytest.fixture(scope="session")
-def policy() -> Policy:
-    """Return the shipped default policy, loaded once."""
-    return load_policy(DEFAULT_POLICY_DIR)
 
 
 def make_settings(database_url: str) -> Settings:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app import StartupError, create_app
 from config.policy import Policy, PolicyError, load_policy
-from config.settings import DEFAULT_POLICY_DIR, Settings
+from config.settings import DEFAULT_POLICY_DIR
 from router.core.domain import Category, Channel, Severity, Tier
 
 
@@ -255,15 +254,3 @@ def test_fallback_queue_is_required(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyError, match=r"queues\.fallback: is required"):
         load_policy(directory)
-
-
-def test_app_refuses_to_start_on_a_bad_policy(tmp_path: Path) -> None:
-    directory = broken(
-        tmp_path, "regions", 'timezone = "Europe/Paris"', 'timezone = "Europe/Pariss"'
-    )
-    settings = Settings(env="test", policy_dir=directory, database_url="sqlite://")
-    with pytest.raises(StartupError) as caught:
-        create_app(settings)
-    assert "regions.toml: regions.fr.timezone: unknown time zone 'Europe/Pariss'" in str(
-        caught.value
-    )
