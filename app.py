@@ -21,7 +21,8 @@ from channels.email.sender import EmailSender
 from channels.email.service import EmailChannel
 from channels.simulate import simulate_group
 from channels.voice import views as voice
-from channels.voice.service import VoiceConfig, VoiceService
+from channels.voice.config import VoiceConfig
+from channels.voice.service import VoiceService
 from config import Policy, PolicyError, Settings, SettingsError, load_policy
 from router import cli, ops
 from router.api import init_api

@@ -10,11 +10,13 @@ import logging
 import re
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from channels.http import error_response, store_unavailable
 from channels.voice import signature
-from channels.voice.service import CallRequest, VoiceService
+from channels.voice.calls import CallRequest
+from channels.voice.service import VoiceService
 from ivr.machine import Stage
 from ivr.twiml import CONTENT_TYPE, Urls
 from router.runtime import runtime
@@ -40,7 +42,7 @@ def voice_service() -> VoiceService:
 
 
 @blueprint.before_request
-def _authenticate() -> tuple[Response, int] | None:
+def _authenticate() -> Response | None:
     """Refuse any request Twilio did not sign for this public URL."""
     verdict = signature.check(request, runtime().settings)
     if verdict.ok:
@@ -54,7 +56,7 @@ def _authenticate() -> tuple[Response, int] | None:
         verdict.reason,
         verdict.algorithm,
     )
-    return jsonify(error="Forbidden", message="missing or invalid Twilio signature"), 403
+    return error_response(403, "missing or invalid Twilio signature")
 
 
 @blueprint.post("/incoming")
@@ -111,11 +113,7 @@ def queue_result() -> Response:
     except BadWebhook as exc:
         return _bad_request(exc)
     except SQLAlchemyError as exc:
-        log.error(
-            "voice queue result %s not recorded: database unavailable (%s)",
-            result,
-            type(exc).__name__,
-        )
+        _log_store_error(exc, f"voice queue result {result} not recorded")
     except Exception:
         log.exception("voice queue result %s not recorded: unexpected error", result)
     if result == "hangup":
@@ -126,22 +124,18 @@ def queue_result() -> Response:
 
 
 @blueprint.post("/status")
-def status() -> Response | tuple[Response, int]:
+def status() -> Response:
     """Record the call status callback ("completed" goes on the contact's timeline)."""
     call_status = request.form.get("CallStatus", "").strip().lower()
     if not _STATUS_WORD.fullmatch(call_status):
-        return jsonify(error="Bad Request", message="CallStatus is missing or malformed"), 400
+        return error_response(400, "CallStatus is missing or malformed")
     try:
         call = _call()
         voice_service().status(call, call_status, _number(request.form.get("CallDuration")))
     except BadWebhook as exc:
-        return jsonify(error="Bad Request", message=str(exc)), 400
+        return error_response(400, str(exc))
     except SQLAlchemyError as exc:
-        log.error(
-            "voice status %s not recorded: database unavailable (%s)",
-            call_status,
-            type(exc).__name__,
-        )
+        _log_store_error(exc, f"voice status {call_status} not recorded")
         return _unavailable()
     return Response(status=204)
 
@@ -159,11 +153,7 @@ def _answer(work: Callable[[], str]) -> Response:
     except BadWebhook as exc:
         return _bad_request(exc)
     except SQLAlchemyError as exc:
-        log.error(
-            "voice %s: database unavailable (%s); caller sent to the fallback queue",
-            request.path,
-            type(exc).__name__,
-        )
+        _log_store_error(exc, f"voice {request.path}", "; caller sent to the fallback queue")
     except Exception:
         log.exception("voice %s: unexpected error; caller sent to the fallback queue", request.path)
     return _twiml(voice_service().fallback(_dialled(), _urls()))
@@ -214,6 +204,13 @@ def _bad_request(exc: BadWebhook) -> Response:
 
 
 def _unavailable() -> Response:
-    response = jsonify(error="Service Unavailable", message="could not record the report; retry")
-    response.status_code = 503
-    return response
+    # Not channels.http.unavailable(): this answer has never carried a Retry-After header.
+    return error_response(503, "could not record the report; retry")
+
+
+def _log_store_error(exc: SQLAlchemyError, what: str, outcome: str = "") -> None:
+    """Log a database error: an unreachable store in one line, a failing query with its trace."""
+    if store_unavailable(exc):
+        log.error("%s: database unavailable (%s)%s", what, type(exc).__name__, outcome)
+    else:
+        log.exception("%s: database error%s", what, outcome)

@@ -16,7 +16,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from app import create_app
-from channels.voice.service import (
+from channels.voice.events import (
     EVENT_PIN_FAILURE_RATE,
     EVENT_PIN_LOCKOUT,
     EVENT_UNKNOWN_NUMBER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.voice.service import VoiceConfig
+from channels.voice.config import VoiceConfig
 from config import Settings, SettingsError
 
 
