@@ -10,19 +10,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy.exc import DataError, DBAPIError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 
 from channels.chat import forms
-from channels.chat.service import (
-    AuthError,
-    ChatService,
-    Conflict,
-    KeyReused,
-    LimitReached,
-    NotFound,
-    Outcome,
-    PortalUser,
-)
+from channels.chat.bodies import ChatAnswer
+from channels.chat.portal import AuthError, PortalUser
+from channels.chat.service import ChatService
+from channels.http import error_response, store_unavailable, unavailable
+from router.services.errors import ServiceError
 
 log = logging.getLogger("router.chat")
 
@@ -108,75 +103,35 @@ def _body(*, allow_empty: bool = False) -> object:
     return _NOT_JSON if parsed is None else parsed
 
 
-def _render(outcome: Outcome) -> Reply:
-    return jsonify(outcome.body), 201 if outcome.created else 200
-
-
-def _error(status: int, error: str, message: str, **extra: object) -> tuple[Response, int]:
-    return jsonify(error=error, message=message, **extra), status
+def _render(answer: ChatAnswer) -> Reply:
+    return jsonify(answer.body), 201 if answer.created else 200
 
 
 @blueprint.errorhandler(AuthError)
-def _unauthorised(exc: AuthError) -> Reply:
+def _unauthorised(exc: AuthError) -> Response:
     # The reason, never the token: tokens are credentials.
     log.info("portal token refused on %s: %s", request.path, exc.reason)
-    challenge = f'Bearer realm="portal", error="invalid_token", error_description="{exc.reason}"'
-    response, status = _error(401, "Unauthorized", exc.message, reason=exc.reason)
-    return response, status, {"WWW-Authenticate": challenge}
+    return error_response(
+        exc.status, headers={"WWW-Authenticate": exc.challenge()}, **exc.to_dict()
+    )
 
 
-@blueprint.errorhandler(forms.TooLong)
-def _too_long(exc: forms.TooLong) -> Reply:
-    return _error(413, "Payload Too Large", f"{exc.field} {exc.message}", field=exc.field)
+@blueprint.errorhandler(ServiceError)
+def _refused(exc: ServiceError) -> Response:
+    return error_response(exc.status, **exc.to_dict())
 
 
 @blueprint.errorhandler(forms.FormError)
-def _bad_request(exc: forms.FormError) -> Reply:
-    return _error(400, "Bad Request", f"{exc.field} {exc.message}", field=exc.field)
-
-
-@blueprint.errorhandler(NotFound)
-def _not_found(_exc: NotFound) -> Reply:
-    return _error(404, "Not Found", "no such chat session for this administrator")
-
-
-@blueprint.errorhandler(Conflict)
-def _conflict(exc: Conflict) -> Reply:
-    return _error(409, "Conflict", exc.message, reason=exc.reason)
-
-
-@blueprint.errorhandler(KeyReused)
-def _key_reused(_exc: KeyReused) -> Reply:
-    return _error(
-        422,
-        "Unprocessable Entity",
-        "this Idempotency-Key was already used for a different request; use a new key",
-        reason="idempotency_key_reused",
-    )
-
-
-@blueprint.errorhandler(LimitReached)
-def _limit(_exc: LimitReached) -> Reply:
-    limit = chat_service().settings.chat_max_messages
-    return _error(
-        429,
-        "Too Many Requests",
-        f"this chat has reached its limit of {limit} messages; continue by email or open a "
-        "new chat",
-        reason="message_limit",
-    )
+def _bad_form(exc: forms.FormError) -> Response:
+    status = 413 if isinstance(exc, forms.TooLong) else 400
+    return error_response(status, f"{exc.field} {exc.message}", field=exc.field)
 
 
 @blueprint.errorhandler(DBAPIError)
-def _unavailable(exc: DBAPIError) -> Reply:
-    # Unreachable, locked or failing storage shows up as OperationalError, InterfaceError (a
-    # dropped connection) or, on SQLite, a plain DatabaseError ("file is not a database"): the
-    # portal is told to retry. Only errors in the statement itself are bugs (a 500).
-    if isinstance(exc, ProgrammingError | DataError):
+def _store_error(exc: DBAPIError) -> Response:
+    if not store_unavailable(exc):
+        # An error in the statement itself is a bug: a retry would not help.
         log.exception("database error on %s", request.path)
-        return _error(500, "Internal Server Error", "unexpected error; it was logged")
+        return error_response(500, "unexpected error; it was logged")
     log.error("database unavailable on %s: %s", request.path, type(exc).__name__)
-    response, status = _error(
-        503, "Service Unavailable", "support chat is briefly unavailable; please retry"
-    )
-    return response, status, {"Retry-After": "5"}
+    return unavailable("support chat is briefly unavailable; please retry", retry_after=5)

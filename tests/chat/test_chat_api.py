@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from channels.chat import sessions
 from router.store.db import Database
 from router.store.models import Admin, Contact, ContactEvent
 from tests.chat.conftest import (
@@ -290,19 +291,20 @@ def test_message_retry_across_a_handoff_is_stored_once(portal: Portal, db: Datab
         assert len(messages.all()) == 1
 
 
-def test_handoff_retry_repairs_a_missing_link(portal: Portal, service, db: Database) -> None:  # type: ignore[no-untyped-def]
+def test_handoff_retry_repairs_a_missing_link(
+    portal: Portal, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash between intake and the link leaves the bot session open; the retry links it."""
     portal.clock.set(ISRAEL_SUNDAY)
     bot_id = _bot_session(portal)
-    original = service._link_handoff
 
     def crash(*_args: object) -> None:
         raise RuntimeError("process killed")
 
-    service._link_handoff = crash
-    assert _handoff(portal, bot_id).status_code == 500
+    with monkeypatch.context() as patched:
+        patched.setattr(sessions, "link_handoff", crash)
+        assert _handoff(portal, bot_id).status_code == 500
     assert stored(db, bot_id).status == "waiting"
-    service._link_handoff = original
     retried = _handoff(portal, bot_id)
     assert retried.status_code == 200  # the hand-off contact was already stored
     assert stored(db, bot_id).status == "resolved"
