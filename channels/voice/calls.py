@@ -114,8 +114,8 @@ def find(db: Database, call_sid: str) -> IvrCall | None:
         return session.get(IvrCall, call_sid)
 
 
-def row_for_update(session: Session, call_sid: str) -> Row[Any] | None:
-    """Return the call's columns as a Core row in the step's transaction."""
+def find_in(session: Session, call_sid: str) -> Row[Any] | None:
+    """Return the call's columns as a Core row, read in the step's transaction."""
     return session.connection().execute(_CALL_BY_SID, {"call_sid": call_sid}).first()
 
 

@@ -158,7 +158,7 @@ class VoiceService:
         now = self.clock()
         try:
             with self.db.transaction() as session:
-                row = calls.row_for_update(session, call.call_sid)
+                row = calls.find_in(session, call.call_sid)
                 if row is not None:
                     replay = calls.replay_if_answered(row, call, step, Stage.PIN)
                     if replay is not None:
