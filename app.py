@@ -114,7 +114,7 @@ def _channel_services(app: Flask, rt: Runtime) -> None:
     email_channel = EmailChannel.from_runtime(rt)
     app.extensions[email.SERVICE_KEY] = email_channel
     # The sender's thread starts on its first submit: in a gunicorn worker, after the fork.
-    app.extensions[email.SENDER_KEY] = EmailSender(email_channel.deliver)
+    app.extensions[email.SENDER_KEY] = EmailSender(email_channel.outbox.deliver)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -4,7 +4,8 @@ Sent inline, a reply holds the provider's webhook request, and the gunicorn sync
 it, for up to SMTP_TIMEOUT_SECONDS per attempt whenever the mail relay is slow or unreachable.
 So the handler commits the message with the reply it is owed (a ``pending`` outbox row, due at
 once), hands the row's id to this sender and answers; a daemon thread then sends it through
-``EmailChannel.deliver``, which claims the row with a lease before sending.
+the outbox (``router.services.outbox.OutboxSender.deliver``), which claims the row with a lease
+before sending.
 
 The queue is only a shortcut; the outbox row is the record. A full queue, or a process that
 dies with ids still queued, leaves the row pending and due; a send cut short leaves it pending

@@ -24,11 +24,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from channels.email import ecdsa, mailgun, postmark, rawmime, sendgrid
 from channels.email.formdata import FormData, FormError, parse_form
 from channels.email.normalise import InboundEmail, MalformedEmail
+from channels.email.replay_tokens import ReplayedToken
 from channels.email.sender import EmailSender
-from channels.email.service import EmailChannel, ReplayedToken, retry_email_outbox
+from channels.email.service import EmailChannel
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
+from channels.http import error_response, refuse, unavailable
 from config.settings import Settings
 from router.runtime import runtime
+from router.services.outbox import OutboxSender, retry_email_outbox
 
 blueprint = Blueprint("email", __name__, cli_group="email")
 log = logging.getLogger(__name__)
@@ -83,7 +86,7 @@ def inbound_sendgrid() -> tuple[Response, int]:
             key = ecdsa.PublicKey.load(key_text)
         except ecdsa.PublicKeyError as exc:
             log.error("SENDGRID_WEBHOOK_PUBLIC_KEY is unusable: %s", exc)
-            _fail(503, "the SendGrid verification key is misconfigured; the request was not taken")
+            refuse(503, "the SendGrid verification key is misconfigured; the request was not taken")
         _authenticate(
             lambda: sendgrid.verify_signature(
                 key,
@@ -136,7 +139,7 @@ def inbound_postmark() -> tuple[Response, int]:
     )
     body = _body(settings)
     if request.mimetype != "application/json":
-        _fail(415, f"expected application/json, not {request.mimetype or 'no content type'}")
+        refuse(415, f"expected application/json, not {request.mimetype or 'no content type'}")
     return _accept(_parse(lambda: postmark.parse(postmark.load(body), _own(settings))))
 
 
@@ -149,7 +152,7 @@ def inbound_mime() -> tuple[Response, int]:
         _refuse_unconfigured("mime", "INBOUND_MIME_TOKEN")
     _authenticate(lambda: check_bearer(request.headers.get("Authorization"), token or ""))
     if request.mimetype.startswith("multipart/") or request.mimetype.endswith("form-urlencoded"):
-        _fail(415, "post the raw message itself as the body (e.g. message/rfc822), not a form")
+        refuse(415, "post the raw message itself as the body (e.g. message/rfc822), not a form")
     body = _body(settings)
     return _accept(_parse(lambda: rawmime.parse(body, _own(settings))))
 
@@ -174,21 +177,17 @@ def _accept(
     try:
         receipt = channel.receive(email, datetime.now(UTC), replay_token=replay_token)
     except ReplayedToken:
-        _fail(403, "this webhook token was used before: replayed request refused")
+        refuse(403, "this webhook token was used before: replayed request refused")
     except SQLAlchemyError as exc:
+        # Any store error, a bug in a statement too: the provider keeps the message and retries.
         log.error(
             "email %s from %s not stored: %s", email.message_id, email.provider, type(exc).__name__
         )
-        response = jsonify(
-            error="Service Unavailable",
-            message="the message could not be stored; retry later",
-        )
-        response.headers["Retry-After"] = "60"
-        return response, 503
+        return unavailable("the message could not be stored; retry later", retry_after=60), 503
     outbox_ids = [reply.outbox_id for reply in receipt.replies]
     status = dict.fromkeys(outbox_ids, "queued")
     if outbox_ids and rt.settings.email_send_mode == "inline":
-        status = _send_inline(channel, outbox_ids, receipt.reference)
+        status = _send_inline(channel.outbox, outbox_ids, receipt.reference)
     elif outbox_ids:
         # Committed above, so a full queue or a dying process leaves the rows to the retry job;
         # so does a thread that cannot be started: the message is stored, the answer is 200.
@@ -220,11 +219,11 @@ def _accept(
 
 
 def _send_inline(
-    channel: EmailChannel, outbox_ids: list[int], reference: str | None
+    outbox: OutboxSender, outbox_ids: list[int], reference: str | None
 ) -> dict[int, str]:
     """Send the rows before answering; return each one's status: sent, failed or queued."""
     try:
-        deliveries = channel.deliver(outbox_ids)
+        deliveries = outbox.deliver(outbox_ids)
     except Exception:  # stored and owed: the outbox retries it; the provider must not
         log.exception("replies to contact %s not sent now; left for retry", reference)
         return dict.fromkeys(outbox_ids, "failed")
@@ -238,7 +237,7 @@ def _parse(parse: Callable[[], InboundEmail]) -> InboundEmail:
     try:
         return parse()
     except MalformedEmail as exc:
-        _fail(400, str(exc))
+        refuse(400, str(exc))
 
 
 def _form(body: bytes) -> FormData:
@@ -246,47 +245,31 @@ def _form(body: bytes) -> FormData:
         return parse_form(request.content_type, body)
     except FormError as exc:
         status = 415 if str(exc).startswith("expected") else 400
-        _fail(status, str(exc))
+        refuse(status, str(exc))
 
 
 def _body(settings: Settings) -> bytes:
     limit = settings.email_max_message_bytes
     too_big = f"the email is larger than the {limit}-byte limit (EMAIL_MAX_MESSAGE_BYTES)"
     if request.content_length is not None and request.content_length > limit:
-        _fail(413, too_big)
+        refuse(413, too_big)
     try:
         return request.get_data(cache=True)
     except RequestEntityTooLarge:
-        _fail(413, too_big)
+        refuse(413, too_big)
 
 
 def _authenticate(check: Callable[[], None], basic_realm: str | None = None) -> None:
     try:
         check()
     except WebhookAuthError as exc:
-        response = jsonify(error="Unauthorized", message=exc.reason)
-        if basic_realm:
-            response.headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
-        response.status_code = 401
-        abort(response)
+        challenge = {"WWW-Authenticate": f'Basic realm="{basic_realm}"'} if basic_realm else None
+        abort(error_response(401, exc.reason, headers=challenge))
 
 
 def _refuse_unconfigured(provider: str, variables: str) -> NoReturn:
-    _fail(403, f"the {provider} endpoint is not configured: set {variables}")
+    refuse(403, f"the {provider} endpoint is not configured: set {variables}")
 
 
 def _own(settings: Settings) -> frozenset[str]:
     return frozenset({settings.mail_from.strip().lower()})
-
-
-def _fail(status: int, message: str) -> NoReturn:
-    names = {
-        400: "Bad Request",
-        403: "Forbidden",
-        413: "Request Entity Too Large",
-        415: "Unsupported Media Type",
-        503: "Service Unavailable",
-    }
-    response = jsonify(error=names.get(status, "Error"), message=message)
-    response.status_code = status
-    abort(response)

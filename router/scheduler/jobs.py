@@ -21,6 +21,7 @@ from config.settings import Settings
 from router.scheduler import maintenance
 from router.scheduler.state import SWEEP_JOB, holder_name, record_run
 from router.services.notify import Notifier
+from router.services.outbox import retry_email_outbox
 from router.services.sla_monitor import SlaMonitor
 from router.store.db import Database
 
@@ -50,7 +51,7 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Called after a sweep queued notifications, to deliver them now rather than next round.
     wake_delivery: Callable[[], None] | None = None
-    # The app's runtime, for jobs that call a channel's own services (the email outbox).
+    # The app's runtime, for jobs that need the app's settings and store (the email outbox).
     runtime: Runtime | None = None
 
 
@@ -195,9 +196,6 @@ def email_outbox_retry() -> dict[str, Any]:
     def work(ctx: JobContext, now: datetime) -> dict[str, Any]:
         if ctx.runtime is None:
             return {"skipped": "no application runtime"}
-        # Imported here so the scheduler's core jobs never depend on a channel package loading.
-        from channels.email.service import retry_email_outbox
-
         summary = retry_email_outbox(ctx.runtime)
         return {"attempted": summary.attempted, "sent": summary.sent, "failed": summary.failed}
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import create_app
-from channels.email.service import REJECTIONS_BUCKET
+from channels.email.reply_plan import REJECTIONS_BUCKET
 from router.runtime import EXTENSION_KEY
 from router.services import ratelimit
 from router.store.db import Database

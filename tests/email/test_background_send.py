@@ -20,10 +20,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from channels.email.sender import EmailSender
-from channels.email.service import EmailChannel
 from channels.email.views import SENDER_KEY, background_sender, email_channel
 from router.mailer import MailError, MailTransport
 from router.runtime import EXTENSION_KEY, Runtime
+from router.services.outbox import OutboxSender
 from router.store.db import Database
 from router.store.models.email import EmailOutbox
 from tests.email.conftest import (
@@ -71,7 +71,7 @@ def background(other_app: Any) -> Iterator[Callable[..., FlaskClient]]:
         # Nothing may still write to the database the next test resets; apps are reused.
         # A stopped sender does not start again: the reused app gets a fresh one.
         sender: EmailSender = application.extensions[SENDER_KEY]
-        application.extensions[SENDER_KEY] = EmailSender(email_channel(application).deliver)
+        application.extensions[SENDER_KEY] = EmailSender(email_channel(application).outbox.deliver)
         assert sender.stop(timeout=WAIT_SECONDS), "the sender thread did not stop"
 
 
@@ -164,10 +164,10 @@ def test_a_full_queue_leaves_the_reply_due_for_the_retry_job(
     client = background()
     application = client.application
     # A sender with room for one batch whose first send blocks until released.
-    channel = EmailChannel.from_runtime(application.extensions[EXTENSION_KEY])
-    held = HeldTransport(channel.mailer.transport)
-    channel.mailer.transport = held
-    sender = application.extensions[SENDER_KEY] = EmailSender(channel.deliver, capacity=1)
+    outbox_sender = OutboxSender.from_runtime(application.extensions[EXTENSION_KEY])
+    held = HeldTransport(outbox_sender.mailer.transport)
+    outbox_sender.mailer.transport = held
+    sender = application.extensions[SENDER_KEY] = EmailSender(outbox_sender.deliver, capacity=1)
 
     answers = [post_mime(client, message(subject="first")).get_json()]
     assert held.holding.wait(WAIT_SECONDS)  # the thread is sending the first reply
@@ -186,7 +186,7 @@ def test_a_full_queue_leaves_the_reply_due_for_the_retry_job(
         assert row.next_attempt_at is not None and row.next_attempt_at <= now
 
     # The scheduler's email-outbox job (and `email retry-outbox`) sends what is due.
-    summary = EmailChannel.from_runtime(rt).retry_due()
+    summary = OutboxSender.from_runtime(rt).retry_due()
     assert (summary.attempted, summary.sent) == (2, 2)
     held.release.set()
     assert sender.drain(WAIT_SECONDS)

@@ -11,10 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from channels.email.replies import local_time
+from channels.email.reply_plan import ReplyPlanner
 from channels.email.service import EmailChannel
 from router.core.checklist import LABELS
 from router.runtime import Runtime
 from router.services.logins import create_staff
+from router.services.outbox import OutboxSender
 from router.store.db import Database
 from router.store.models import Contact, OpsEvent
 from router.store.models.email import EmailMessage as StoredEmail
@@ -439,10 +441,10 @@ def test_a_failed_send_keeps_the_contact_and_is_retried(
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.next_attempt_at is not None
 
-    channel = EmailChannel.from_runtime(rt)
-    assert channel.retry_due().attempted == 0  # not due yet (backs off one minute)
-    channel.clock = lambda: datetime.now(UTC) + timedelta(minutes=2)
-    summary = channel.retry_due()
+    outbox_sender = OutboxSender.from_runtime(rt)
+    assert outbox_sender.retry_due().attempted == 0  # not due yet (backs off one minute)
+    outbox_sender.clock = lambda: datetime.now(UTC) + timedelta(minutes=2)
+    summary = outbox_sender.retry_due()
     assert (summary.attempted, summary.sent) == (1, 1)
     (ack,) = inbox.to("alice@acme.example")
     assert ack["Message-ID"] == row.message_id  # the reply keeps the Message-ID it was stored with
@@ -539,19 +541,19 @@ def test_a_sent_reply_is_recorded_even_if_the_store_is_briefly_busy(
     client: FlaskClient, db: Database, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mail server took the reply; a locked store must not make us send it twice."""
-    from channels.email import service
+    from router.services import outbox as outbox_service
 
-    original = EmailChannel._record_attempt_once
+    original = OutboxSender._record_attempt_once
     busy = [1]
 
-    def locked_once(self: EmailChannel, *args: Any, **kwargs: Any) -> Any:
+    def locked_once(self: OutboxSender, *args: Any, **kwargs: Any) -> Any:
         if busy[0]:
             busy[0] -= 1
             raise OperationalError("UPDATE", {}, Exception("database is locked"))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(service, "RECORD_RETRY_PAUSES", (0.0, 0.0))
-    monkeypatch.setattr(EmailChannel, "_record_attempt_once", locked_once)
+    monkeypatch.setattr(outbox_service, "RECORD_RETRY_PAUSES", (0.0, 0.0))
+    monkeypatch.setattr(OutboxSender, "_record_attempt_once", locked_once)
     msg = message()
     answer = post_mime(client, msg).get_json()
     assert answer["replies"][0]["status"] == "sent" and busy == [0]
@@ -565,7 +567,7 @@ def test_a_reply_that_cannot_be_composed_does_not_cost_the_request(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a template bug")
 
-    monkeypatch.setattr(EmailChannel, "_render", broken)
+    monkeypatch.setattr(ReplyPlanner, "_render", broken)
     msg = message()
     response = post_mime(client, msg)
     assert response.status_code == 200
