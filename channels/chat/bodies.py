@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from channels.chat import contacts, forms, replies
+from channels.chat import contacts, replies, triage
 from channels.chat.replies import Mode
 from config.policy import Policy
 from config.settings import Settings
@@ -106,7 +106,7 @@ def request_body(
         "reference": contact.reference,
         "queue": contact.queue_key,
         "sla": _sla(contact),
-        "missing": forms.missing_items(contact.checklist),
+        "missing": triage.missing_items(contact.checklist),
     }
     if ContactStatus(contact.status) is ContactStatus.DEFLECTED:
         account = session.get(Account, contact.account_id) if contact.account_id else None

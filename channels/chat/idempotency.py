@@ -7,13 +7,15 @@ chat message keeps the key on its own "message" event.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.chat import forms
 from channels.chat.tokens import PortalClaims
 from router.core.domain import Channel
 from router.services.errors import Invalid
@@ -34,7 +36,22 @@ def external_id(channel: Channel, claims: PortalClaims, key: str | None) -> str:
     """Return the contact's external id: derived from the key, or unique without one."""
     if key is None:
         return f"{channel.value}-{uuid.uuid4().hex}"
-    return forms.keyed_external_id(channel.value, claims.account_id, claims.admin_email, key)
+    return keyed_external_id(channel.value, claims.account_id, claims.admin_email, key)
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """Return a stable digest of a normalised request (to spot a reused idempotency key)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def keyed_external_id(prefix: str, account_id: str, admin_email: str, key: str) -> str:
+    """Return the contact external id for a client's idempotency key, scoped to the admin.
+
+    Scoping matters: two admins choosing the same key must never see each other's contact.
+    """
+    digest = hashlib.sha256(f"{prefix}\n{account_id}\n{admin_email}\n{key}".encode()).hexdigest()
+    return f"{prefix}-key-{digest}"
 
 
 def check_replay(session: Session, contact: Contact, fingerprint: str) -> None:

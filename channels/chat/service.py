@@ -1,9 +1,11 @@
 """Chat sessions and the Contact Support form: what the chat views call, over the one intake path.
 
 Every contact goes through intake (``IntakeService``); the chat channel adds what the portal
-needs around it, one module each: who the token vouches for (portal), retries on the client's
-Idempotency-Key (idempotency), sessions and hand-offs (sessions), messages (messages), the
-Contact Support form (support_form) and the bodies it answers with (bodies).
+needs around it, a module each: who the token vouches for (portal), retries on the client's
+Idempotency-Key (idempotency), the admin's chat contacts and their hand-off links (contacts),
+opening, reading and handing off a session (sessions), its messages (messages), the Contact
+Support form (support_form, with triage), and the bodies the portal is answered with (bodies).
+Request bodies are parsed by forms; the views turn refusals into the shared JSON error body.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def open_session(
     The token is verified; intake checks the admin it names (refusing, not storing, anyone
     else) and the answer is rendered in intake's own transaction: one transaction in all.
     """
-    fingerprint = forms.fingerprint(
+    fingerprint = idempotency.fingerprint(
         {
             "topic": form.topic.value,
             "subject": form.subject,

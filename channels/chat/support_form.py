@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from channels.chat import forms, idempotency, portal
+from channels.chat import forms, idempotency, portal, triage
 from channels.chat.bodies import ChatAnswer, request_body
 from channels.chat.tokens import PortalClaims
 from config.policy import Policy
@@ -32,9 +32,9 @@ def submit_request(
     topic = form.topic
     suggested = False
     if topic is None and category is Category.BREAK_FIX:
-        topic = forms.suggest_topic(form, policy.topics, policy.agent_log)
+        topic = triage.suggest_topic(form, policy.topics, policy.agent_log)
         suggested = topic is not None
-    items = forms.checklist(form, topic, category)
+    items = triage.checklist(form, topic, category)
     normalised = {
         "subject": form.subject,
         "description": form.description,
@@ -47,7 +47,7 @@ def submit_request(
         "resources": list(form.resources),
         "attachments": list(form.attachments),
     }
-    fingerprint = forms.fingerprint(normalised)
+    fingerprint = idempotency.fingerprint(normalised)
     details = {
         "source": "contact_support_form",
         "format": "text/plain",
@@ -57,7 +57,7 @@ def submit_request(
     }
     tags: set[str] = set()
     if category is Category.BREAK_FIX:
-        tags.add("checklist:partial" if forms.missing_items(items) else "checklist:complete")
+        tags.add("checklist:partial" if triage.missing_items(items) else "checklist:complete")
     request = portal.contact_request(
         Channel.PORTAL,
         claims,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.chat import forms, replies
+from channels.chat import forms, idempotency, replies, triage
 from channels.chat.replies import Mode
 from config.policy import Policy
 from router.core.domain import Category, ContactStatus, Severity, Topic
@@ -88,10 +88,10 @@ def test_bad_idempotency_keys(key: str) -> None:
 
 
 def test_keyed_external_ids_are_scoped_to_the_admin() -> None:
-    a = forms.keyed_external_id("chat", "acme", "alice@acme.example", "k")
-    assert a == forms.keyed_external_id("chat", "acme", "alice@acme.example", "k")
-    assert a != forms.keyed_external_id("chat", "acme", "amir@acme.example", "k")
-    assert a != forms.keyed_external_id("portal", "acme", "alice@acme.example", "k")
+    a = idempotency.keyed_external_id("chat", "acme", "alice@acme.example", "k")
+    assert a == idempotency.keyed_external_id("chat", "acme", "alice@acme.example", "k")
+    assert a != idempotency.keyed_external_id("chat", "acme", "amir@acme.example", "k")
+    assert a != idempotency.keyed_external_id("portal", "acme", "alice@acme.example", "k")
     assert len(a) <= 255
 
 
@@ -109,7 +109,7 @@ def test_checklist_for_an_agent_topic() -> None:
         recognised_at="2026-11-27",
         attachments=["/var/log/jcagent.log"],
     )
-    items = forms.checklist(form, Topic.MAC, Category.BREAK_FIX)
+    items = triage.checklist(form, Topic.MAC, Category.BREAK_FIX)
     assert items == {
         "description": True,
         "troubleshooting": True,
@@ -118,18 +118,18 @@ def test_checklist_for_an_agent_topic() -> None:
         "resources": False,
         "agent_logs": True,
     }
-    assert forms.missing_items(items) == ["errors", "resources"]
+    assert triage.missing_items(items) == ["errors", "resources"]
 
 
 def test_checklist_applies_logs_only_where_they_help() -> None:
     form = portal_form()
-    assert "agent_logs" not in forms.checklist(form, Topic.IDENTITY, Category.BREAK_FIX)
-    assert "agent_logs" in forms.checklist(form, Topic.DEVICES, Category.BREAK_FIX)
-    assert "agent_logs" in forms.checklist(form, None, Category.BREAK_FIX)  # topic unknown
-    assert "service_logs" in forms.checklist(form, Topic.DIRECTORY, Category.BREAK_FIX)
-    assert forms.checklist(form, None, Category.LICENSING) == {}  # only break-fix has one
+    assert "agent_logs" not in triage.checklist(form, Topic.IDENTITY, Category.BREAK_FIX)
+    assert "agent_logs" in triage.checklist(form, Topic.DEVICES, Category.BREAK_FIX)
+    assert "agent_logs" in triage.checklist(form, None, Category.BREAK_FIX)  # topic unknown
+    assert "service_logs" in triage.checklist(form, Topic.DIRECTORY, Category.BREAK_FIX)
+    assert triage.checklist(form, None, Category.LICENSING) == {}  # only break-fix has one
     ad_import = portal_form(attachments=["C:\\Windows\\Temp\\JumpCloud_AD_Integration.log"])
-    assert forms.checklist(ad_import, Topic.DIRECTORY, Category.BREAK_FIX)["service_logs"]
+    assert triage.checklist(ad_import, Topic.DIRECTORY, Category.BREAK_FIX)["service_logs"]
 
 
 @pytest.mark.parametrize(
@@ -145,12 +145,14 @@ def test_checklist_applies_logs_only_where_they_help() -> None:
     ],
 )
 def test_topic_suggestions(policy: Policy, changes: dict[str, object], topic: Topic | None) -> None:
-    assert forms.suggest_topic(portal_form(**changes), policy.topics, policy.agent_log) is topic
+    assert triage.suggest_topic(portal_form(**changes), policy.topics, policy.agent_log) is topic
 
 
 def test_fingerprint_is_order_independent() -> None:
-    assert forms.fingerprint({"a": 1, "b": [1, 2]}) == forms.fingerprint({"b": [1, 2], "a": 1})
-    assert forms.fingerprint({"a": 1}) != forms.fingerprint({"a": 2})
+    assert idempotency.fingerprint({"a": 1, "b": [1, 2]}) == idempotency.fingerprint(
+        {"b": [1, 2], "a": 1}
+    )
+    assert idempotency.fingerprint({"a": 1}) != idempotency.fingerprint({"a": 2})
 
 
 @pytest.mark.parametrize(
