@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from router.store.models import Base, utcnow
+from router.store.models.base import Base, utcnow
 
 
 class EmailMessage(Base):

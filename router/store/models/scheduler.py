@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from router.store.models import Base, utcnow
+from router.store.models.base import Base, utcnow
 
 # The row the active scheduler process keeps fresh; the other rows are one per job id.
 PROCESS_ROW = "process"

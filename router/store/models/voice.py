@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from router.store.models import Base, utcnow
+from router.store.models.base import Base, utcnow
 
 
 class IvrCall(Base):
