@@ -23,6 +23,7 @@ from router.api.common import (
 from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
 from router.runtime import runtime
 from router.services import contact_changes, contacts
+from router.services.paging import Page
 
 blp = make_blueprint("contacts", "Contacts: what waits, its timeline, and staff actions")
 
@@ -137,7 +138,7 @@ class Contacts(MethodView):
     @protected(blp, StaffRole.VIEWER)
     @blp.arguments(ContactListArgs, location="query")
     @blp.response(200, page_schema(ContactSchema, "ContactPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[contacts.ContactSummary]:
         """List contacts, newest first (filter by queue, channel, tier, SLA state, account...)."""
         filters = dict(args)
         page, per_page, sort = filters.pop("page"), filters.pop("per_page"), filters.pop("sort")

@@ -38,7 +38,7 @@ from router.core.domain import StaffRole
 from router.core.rules import OPERATORS, field_catalogue
 from router.runtime import runtime
 from router.services import rule_changes, rule_checks, rules
-from router.services.paging import paginate_list
+from router.services.paging import Page
 from router.services.queues import list_queues
 
 rules_blp = make_blueprint("rules", "Routing rules (one rule at a time)")
@@ -59,28 +59,16 @@ class Rules(MethodView):
     @protected(rules_blp, StaffRole.VIEWER)
     @rules_blp.arguments(RuleListArgs, location="query")
     @rules_blp.response(200, RulePageSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> rules.RulePage:
         """List the rules in force, in order (filter by enabled, queue, text)."""
-        state = _rules()
-        found = state.rules
-        if "enabled" in args:
-            found = [rule for rule in found if rule["enabled"] is args["enabled"]]
-        if args.get("queue"):
-            found = [rule for rule in found if rule["then"].get("queue") == args["queue"]]
-        if args.get("q"):
-            needle = args["q"].lower()
-            found = [
-                rule
-                for rule in found
-                if needle in str(rule["id"]).lower() or needle in rule["description"].lower()
-            ]
-        return {
-            "version": state.version,
-            "created_at": state.created_at,
-            "created_by": state.created_by,
-            "note": state.note,
-            **paginate_list(found, args["page"], args["per_page"]),
-        }
+        return rules.list_rules(
+            _rules(),
+            page=args["page"],
+            per_page=args["per_page"],
+            enabled=args.get("enabled"),
+            queue=args.get("queue"),
+            text=args.get("q"),
+        )
 
     @protected(rules_blp, StaffRole.EDITOR)
     @rules_blp.arguments(CreateRuleSchema)
@@ -307,7 +295,7 @@ class Versions(MethodView):
     @protected(ruleset_blp, StaffRole.VIEWER)
     @ruleset_blp.arguments(VersionArgs, location="query")
     @ruleset_blp.response(200, page_schema(VersionSchema, "VersionPage"))
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Page[rules.VersionSummary]:
         """List stored versions, newest first, each with what it changed."""
         return rules.list_versions(
             runtime().db, args["page"], args["per_page"], created_by=args.get("created_by")

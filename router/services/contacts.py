@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from router.core.domain import ContactStatus, SlaState
 from router.services.errors import Invalid, NotFound
-from router.services.paging import contains_text, page_dict
+from router.services.paging import Page, contains_text, query_page
 from router.services.queue_overview import effective_sla_state
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent
@@ -221,22 +221,15 @@ def list_contacts(
     per_page: int,
     sort: str = "-received_at",
     **filters: Any,
-) -> dict[str, Any]:
+) -> Page[ContactSummary]:
     """Return contacts matching the filters, one page, newest first unless ``sort`` says else."""
     stmt = _filtered(filters, now)
     order = SORTS.get(sort)
     if order is None:
         raise Invalid(f"unknown sort {sort!r}", errors={"sort": [f"one of {', '.join(SORTS)}"]})
+    stmt = stmt.options(selectinload(Contact.account)).order_by(order, Contact.id.desc())
     with db.session() as session:
-        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        rows = session.scalars(
-            stmt.options(selectinload(Contact.account))
-            .order_by(order, Contact.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-        items = [summary(contact, now) for contact in rows]
-    return page_dict(items, page, per_page, total)
+        return query_page(session, stmt, page, per_page).map(lambda row: summary(row, now))
 
 
 def load_contact(session: Session, contact_id: int) -> Contact:

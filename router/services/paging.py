@@ -60,38 +60,8 @@ def list_page(items: Sequence[T], page: int, per_page: int) -> Page[T]:
     return Page(tuple(items[start : start + per_page]), page, per_page, len(items))
 
 
-# -- JSON-shaped pages, for the services that still build dicts --------------------------------
-
-
-def page_dict(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
-    """Return the page envelope every list answers with."""
-    return {
-        "items": items,
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-        "pages": math.ceil(total / per_page) if total else 0,
-    }
-
-
-def paginate(
-    session: Session,
-    stmt: Select[Any],
-    page: int,
-    per_page: int,
-    convert: Callable[[Any], dict[str, Any]],
-) -> dict[str, Any]:
-    """Run ``stmt`` for one page and convert each row's entity."""
-    rows = query_page(session, stmt, page, per_page)
-    return page_dict([convert(row) for row in rows.items], page, per_page, rows.total)
-
-
-def paginate_list(items: Sequence[T], page: int, per_page: int) -> dict[str, Any]:
-    """Return one page of an in-memory list."""
-    chosen = list_page(items, page, per_page)
-    return page_dict(list(chosen.items), page, per_page, chosen.total)
-
-
+# Not paging: timeline events and audit entries store instants with it (contact_changes,
+# sla_monitor, staff); it stays until those modules give it a home of their own.
 def iso(value: datetime | None) -> str | None:
     """Return an instant as ISO 8601 (UTC), or None."""
     return value.isoformat() if value is not None else None

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from config.policy import Policy
 from router.services.errors import NotFound
-from router.services.paging import page_dict
+from router.services.paging import Page, list_page, query_page
 from router.store.db import Database
 from router.store.models import RuleSetVersion
 
@@ -57,6 +57,16 @@ class RuleInVersion:
 
     version: int
     rule: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RulePage(Page[dict[str, Any]]):
+    """One page of the rules in force, and the version they belong to."""
+
+    version: int
+    created_at: datetime | None
+    created_by: str | None
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -140,49 +150,74 @@ def get_rule(db: Database, policy: Policy, rule_id: str) -> RuleInVersion:
     return get_rules(db, policy).rule(rule_id)
 
 
+def list_rules(
+    state: RuleSetState,
+    *,
+    page: int,
+    per_page: int,
+    enabled: bool | None = None,
+    queue: str | None = None,
+    text: str | None = None,
+) -> RulePage:
+    """Return one page of the rules in force, in order, filtered by enabled, queue and text."""
+    found = state.rules
+    if enabled is not None:
+        found = [rule for rule in found if rule["enabled"] is enabled]
+    if queue:
+        found = [rule for rule in found if rule["then"].get("queue") == queue]
+    if text:
+        needle = text.lower()
+        found = [
+            rule
+            for rule in found
+            if needle in str(rule["id"]).lower() or needle in rule["description"].lower()
+        ]
+    chosen = list_page(found, page, per_page)
+    return RulePage(
+        chosen.items,
+        chosen.page,
+        chosen.per_page,
+        chosen.total,
+        version=state.version,
+        created_at=state.created_at,
+        created_by=state.created_by,
+        note=state.note,
+    )
+
+
 def list_versions(
     db: Database, page: int, per_page: int, created_by: str | None = None
-) -> dict[str, Any]:
+) -> Page[VersionSummary]:
     """Return stored versions, newest first, each with what changed from the one before."""
+    stmt = select(RuleSetVersion).order_by(RuleSetVersion.version.desc())
+    if created_by:
+        stmt = stmt.where(RuleSetVersion.created_by == created_by.strip().lower())
     with db.session() as session:
-        stmt = select(RuleSetVersion)
-        count = select(func.count()).select_from(RuleSetVersion)
-        if created_by:
-            stmt = stmt.where(RuleSetVersion.created_by == created_by.strip().lower())
-            count = count.where(RuleSetVersion.created_by == created_by.strip().lower())
-        total = session.scalar(count) or 0
-        rows = list(
-            session.scalars(
-                stmt.order_by(RuleSetVersion.version.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            )
-        )
-        wanted = {row.version - 1 for row in rows} - {row.version for row in rows}
+        rows = query_page(session, stmt, page, per_page)
+        # The version before each row's: one query for those not on this page already.
+        wanted = {row.version - 1 for row in rows.items} - {row.version for row in rows.items}
         previous = {
             row.version: row
             for row in session.scalars(
                 select(RuleSetVersion).where(RuleSetVersion.version.in_(wanted))
             )
         }
-        previous.update({row.version: row for row in rows})
-        items = []
-        for row in rows:
-            before = previous.get(row.version - 1)
-            items.append(
-                VersionSummary(
-                    version=row.version,
-                    created_at=row.created_at,
-                    created_by=row.created_by,
-                    note=row.note,
-                    rule_count=len(row.documents.get("rules", [])),
-                    changes=diff(
-                        before.documents.get("rules", []) if before else [],
-                        row.documents.get("rules", []),
-                    ),
-                )
-            )
-    return page_dict(items, page, per_page, total)
+        previous.update({row.version: row for row in rows.items})
+        return rows.map(lambda row: _summarise(row, previous.get(row.version - 1)))
+
+
+def _summarise(row: RuleSetVersion, before: RuleSetVersion | None) -> VersionSummary:
+    return VersionSummary(
+        version=row.version,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        note=row.note,
+        rule_count=len(row.documents.get("rules", [])),
+        changes=diff(
+            before.documents.get("rules", []) if before else [],
+            row.documents.get("rules", []),
+        ),
+    )
 
 
 def get_version(db: Database, version: int) -> RuleSetState:
