@@ -23,6 +23,7 @@ from app import create_app
 from router.core.domain import Category, Channel, Severity, Topic
 from router.intake import ContactRequest, IntakeResult, Sender
 from router.runtime import EXTENSION_KEY, Runtime
+from router.services import rule_changes, rules
 from router.services.demo import load_demo_data
 from router.services.logins import create_staff, issue_token
 from router.store import migrate
@@ -145,6 +146,24 @@ def rt(api_app: Flask) -> Runtime:
     """Return the module app's runtime (overrides the root fixture of the same name)."""
     runtime: Runtime = api_app.extensions[EXTENSION_KEY]
     return runtime
+
+
+@pytest.fixture
+def rules_put_back(rt: Runtime) -> Iterator[None]:
+    """Store the rules in force again after the test if it left them changed."""
+    # Other modules' tests route contacts through the shared rules and expect their order.
+    before = rules.get_rules(rt.db, rt.policy)
+    yield
+    after = rules.get_rules(rt.db, rt.policy)
+    if after.documents != before.documents:
+        rule_changes.replace_rules(
+            rt.db,
+            rt.policy,
+            base_version=after.version,
+            documents=before.documents,
+            actor="tests@support.example",
+            note="put back after a test",
+        )
 
 
 def make_contact(

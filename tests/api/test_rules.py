@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -13,6 +14,9 @@ from router.runtime import EXTENSION_KEY, Runtime
 from router.store.models import AuditEntry, Contact, RuleSetVersion
 from tests.api.conftest import ApiClient, current_version, make_contact
 from tests.conftest import make_settings
+
+# Every test here changes the shared rule set; the contacts and queues tests route through it.
+pytestmark = pytest.mark.usefixtures("rules_put_back")
 
 VIP_RULE: dict[str, Any] = {
     "id": "vip-windows",
