@@ -27,7 +27,7 @@ SERVICE_KEY = "channels.chat"
 # Contact ids are 32-bit integers in the store; a larger one is no session (404), not an error.
 CONTACT_ID = "int(max=2147483647)"
 
-Reply = tuple[Response, int] | tuple[Response, int, dict[str, str]]
+Reply = tuple[Response, int]
 
 
 def chat_service(app: Flask | None = None) -> ChatService:
