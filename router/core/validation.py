@@ -28,6 +28,11 @@ def check_account_id(raw: str) -> str:
     return value
 
 
+def instant_text(value: datetime | None) -> str | None:
+    """Return an instant as ISO 8601 text (as stored in timelines and audit entries), or None."""
+    return value.isoformat() if value is not None else None
+
+
 def parse_instant(raw: str) -> datetime:
     """Read an ISO 8601 instant with an offset, or a date (midnight UTC); raise ValueError."""
     text = raw.strip()

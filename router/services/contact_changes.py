@@ -16,10 +16,10 @@ from config.policy import Policy
 from router.core.calendar import BusinessCalendar
 from router.core.domain import ContactStatus, Severity, SlaState
 from router.core.sla import SlaClock, regrade, start_clock
+from router.core.validation import instant_text
 from router.services import audit
 from router.services.contacts import ContactDetail, detail, load_contact
 from router.services.errors import Conflict, Invalid
-from router.services.paging import iso
 from router.services.routing import RoutingCache
 from router.store.db import Database
 from router.store.models import Account, Contact, ContactEvent
@@ -104,7 +104,14 @@ def _stop_clock(
     contact.sla_state = new
     _event(contact, now, "first_response", actor, at=at.isoformat(), sla_state=new, note=note)
     if new != old:
-        _event(contact, now, f"sla_{new}", actor, due_at=iso(contact.due_at), responded_at=iso(at))
+        _event(
+            contact,
+            now,
+            f"sla_{new}",
+            actor,
+            due_at=instant_text(contact.due_at),
+            responded_at=instant_text(at),
+        )
     return new
 
 
@@ -139,7 +146,7 @@ def mark_answered(
             events.append(
                 (
                     f"sla_{contact.sla_state}",
-                    {"due_at": iso(contact.due_at), "responded_at": iso(at)},
+                    {"due_at": instant_text(contact.due_at), "responded_at": instant_text(at)},
                 )
             )
     session.add_all(
@@ -280,7 +287,7 @@ def regrade_severity(
         before = {
             "severity": old.value,
             "priority": contact.priority,
-            "due_at": iso(contact.due_at),
+            "due_at": instant_text(contact.due_at),
             "sla_state": contact.sla_state,
         }
         boost = policy.severities[severity].priority_boost
@@ -308,12 +315,14 @@ def regrade_severity(
         after = {
             "severity": severity.value,
             "priority": contact.priority,
-            "due_at": iso(contact.due_at),
+            "due_at": instant_text(contact.due_at),
             "sla_state": contact.sla_state,
         }
         _event(contact, now, "regraded", actor, reason=reason, before=before, after=after)
         if contact.sla_state != old_state:
-            _event(contact, now, f"sla_{contact.sla_state}", actor, due_at=iso(contact.due_at))
+            _event(
+                contact, now, f"sla_{contact.sla_state}", actor, due_at=instant_text(contact.due_at)
+            )
         _audit(session, contact, "contact.regrade", actor, now, before, {**after, "reason": reason})
         session.flush()
         return detail(contact, now)

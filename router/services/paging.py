@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -58,10 +57,3 @@ def list_page(items: Sequence[T], page: int, per_page: int) -> Page[T]:
     """Return one page of an in-memory list."""
     start = (page - 1) * per_page
     return Page(tuple(items[start : start + per_page]), page, per_page, len(items))
-
-
-# Not paging: timeline events and audit entries store instants with it (contact_changes,
-# sla_monitor, staff); it stays until those modules give it a home of their own.
-def iso(value: datetime | None) -> str | None:
-    """Return an instant as ISO 8601 (UTC), or None."""
-    return value.isoformat() if value is not None else None

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from config.policy import EscalationPolicy, Policy
 from router.core.calendar import as_utc
 from router.core.domain import ContactStatus, SlaState
-from router.services.paging import iso
+from router.core.validation import instant_text
 from router.services.sla_notices import (
     EVENT_BREACHED,
     EVENT_WARNING,
@@ -313,8 +313,8 @@ def _sla_data(row: Row[Any], now: datetime, *, late: bool = False) -> dict[str, 
     data = {
         "policy": row.sla_policy,
         "severity": row.severity,
-        "warning_at": iso(row.warning_at),
-        "due_at": iso(row.due_at),
+        "warning_at": instant_text(row.warning_at),
+        "due_at": instant_text(row.due_at),
         "detected_at": now.isoformat(),
     }
     if late:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from router.core.validation import instant_text
 from router.store.models import Account, Queue
 
 EVENT_WARNING = "sla.warning"
@@ -134,7 +135,7 @@ def notice_payload(
     return {
         "event": event,
         "event_id": uuid.uuid4().hex,
-        "occurred_at": _iso(occurred),
+        "occurred_at": instant_text(occurred),
         "detected_at": now.isoformat(),
         "contact": {
             "id": row.id,
@@ -149,19 +150,15 @@ def notice_payload(
             "topic": row.topic,
             "queue": row.queue_key,
             "priority": row.priority,
-            "received_at": _iso(row.received_at),
+            "received_at": instant_text(row.received_at),
             "sla": {
                 "policy": row.sla_policy,
                 "state": "breached" if event == EVENT_BREACHED else "warning",
-                "warning_at": _iso(row.warning_at),
-                "due_at": _iso(row.due_at),
+                "warning_at": instant_text(row.warning_at),
+                "due_at": instant_text(row.due_at),
             },
         },
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _is_address(value: object) -> bool:

@@ -12,12 +12,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from router.core.domain import StaffRole
-from router.core.validation import normalise_email
+from router.core.validation import instant_text, normalise_email
 from router.services import audit
 from router.services.console_sessions import revoke_sessions
 from router.services.errors import Conflict, Invalid, NotFound
 from router.services.logins import StaffError, create_staff, issue_token
-from router.services.paging import Page, contains_text, iso, query_page
+from router.services.paging import Page, contains_text, query_page
 from router.store.db import Database
 from router.store.models import ApiToken, ConsoleLoginLock, StaffUser
 
@@ -334,7 +334,7 @@ def unlock_login(db: Database, staff_id: int, *, actor: str, now: datetime) -> S
         lock = session.get(ConsoleLoginLock, user.email)
         if lock is not None:
             before = {
-                "locked_until": iso(lock.locked_until),
+                "locked_until": instant_text(lock.locked_until),
                 "failures": lock.failures,
                 "lockouts": lock.lockouts,
             }
