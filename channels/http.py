@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from flask import Response, abort, jsonify
-from sqlalchemy.exc import DataError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.http import HTTP_STATUS_CODES
 
 
@@ -35,14 +42,17 @@ def refuse(status: int, message: str, **details: Any) -> NoReturn:
 
 
 def store_unavailable(exc: SQLAlchemyError) -> bool:
-    """Return whether ``exc`` means the store cannot be used now, rather than a bug in a query.
+    """Return whether ``exc`` means the store cannot be used now, so a retry may succeed.
 
     Unreachable, locked or failing storage shows up as OperationalError, InterfaceError (a
-    dropped connection) or, on SQLite, a plain DatabaseError ("file is not a database"); an
-    error in the statement itself (ProgrammingError, DataError) is a bug a retry does not fix.
-    A full connection pool (sqlalchemy's TimeoutError) is unavailability too.
+    dropped connection) or, on SQLite, a plain DatabaseError ("file is not a database"); a pool
+    with every connection busy past its timeout as sqlalchemy's TimeoutError. An error in the
+    statement itself (ProgrammingError, DataError) or a misuse of the ORM is a bug a retry does
+    not fix. A unique-key race (IntegrityError) is retryable: the retry finds the stored row.
     """
-    return not isinstance(exc, ProgrammingError | DataError)
+    if isinstance(exc, PoolTimeout | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and not isinstance(exc, ProgrammingError | DataError)
 
 
 def unavailable(message: str, *, retry_after: int) -> Response:

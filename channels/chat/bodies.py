@@ -13,8 +13,8 @@ from channels.chat import contacts, replies, triage
 from channels.chat.replies import Mode
 from config.policy import Policy
 from config.settings import Settings
-from router.core.calendar import as_utc
 from router.core.domain import ContactStatus, Tier, Topic
+from router.core.validation import instant_text
 from router.services import waiting
 from router.store.models import Account, Contact, ContactEvent, Queue
 
@@ -90,7 +90,7 @@ def session_body(
         ),
     }
     if mode is Mode.OFFLINE:
-        body["next_open_at"] = _iso(next_open)
+        body["next_open_at"] = instant_text(next_open)
         body["continue_by_email"] = {"address": settings.mail_from, "reference": contact.reference}
     if help_links is not None:
         body["help_center"] = help_links
@@ -132,7 +132,7 @@ def message_body(event: ContactEvent) -> dict[str, Any]:
     return {
         "contact_id": event.contact_id,
         "message_id": event.id,
-        "at": _iso(event.at),
+        "at": instant_text(event.at),
         "chars": event.data.get("chars"),
     }
 
@@ -150,11 +150,7 @@ def help_center(contact: Contact, settings: Settings, policy: Policy) -> dict[st
 def _sla(contact: Contact) -> dict[str, Any] | None:
     if contact.due_at is None or contact.sla_policy is None:
         return None
-    return {"policy": contact.sla_policy, "due_at": _iso(contact.due_at)}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return as_utc(value).isoformat() if value else None
+    return {"policy": contact.sla_policy, "due_at": instant_text(contact.due_at)}
 
 
 def _trial_ended(contact: Contact, account: Account | None) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from channels.chat import forms
 from channels.chat.bodies import ChatAnswer
@@ -127,8 +127,8 @@ def _bad_form(exc: forms.FormError) -> Response:
     return error_response(status, f"{exc.field} {exc.message}", field=exc.field)
 
 
-@blueprint.errorhandler(DBAPIError)
-def _store_error(exc: DBAPIError) -> Response:
+@blueprint.errorhandler(SQLAlchemyError)
+def _store_error(exc: SQLAlchemyError) -> Response:
     if not store_unavailable(exc):
         # An error in the statement itself is a bug: a retry would not help.
         log.exception("database error on %s", request.path)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from channels.http import error_response, store_unavailable
+from channels.http import error_response, store_unavailable, unavailable
 from channels.voice import signature
 from channels.voice.calls import CallRequest
 from channels.voice.service import VoiceService
@@ -204,8 +204,8 @@ def _bad_request(exc: BadWebhook) -> Response:
 
 
 def _unavailable() -> Response:
-    # Not channels.http.unavailable(): this answer has never carried a Retry-After header.
-    return error_response(503, "could not record the report; retry")
+    # Twilio does not retry callbacks on its own; Retry-After says when a replay may succeed.
+    return unavailable("could not record the report; retry", retry_after=5)
 
 
 def _log_store_error(exc: SQLAlchemyError, what: str, outcome: str = "") -> None:

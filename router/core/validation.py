@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
+from router.core.calendar import as_utc
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -29,8 +31,8 @@ def check_account_id(raw: str) -> str:
 
 
 def instant_text(value: datetime | None) -> str | None:
-    """Return an instant as ISO 8601 text (as stored in timelines and audit entries), or None."""
-    return value.isoformat() if value is not None else None
+    """Return an aware instant as ISO 8601 text in UTC (timelines, audit entries), or None."""
+    return as_utc(value).isoformat() if value is not None else None
 
 
 def parse_instant(raw: str) -> datetime:

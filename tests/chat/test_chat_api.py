@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from channels.chat import sessions
+from channels.chat.views import chat_service
 from router.store.db import Database
 from router.store.models import Admin, Contact, ContactEvent
 from tests.chat.conftest import (
@@ -607,3 +609,22 @@ def test_token_email_is_matched_case_insensitively(portal: Portal) -> None:
     token = raw_token(_claims(sub="Alice@ACME.example"))
     response = portal.post("/chat/sessions", {"topic": "windows", "subject": "x"}, token=token)
     assert response.status_code == 201
+
+
+def test_a_full_connection_pool_answers_503_to_retry(
+    portal: Portal, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pooled connection busy past the pool's timeout: retry later, not a 500."""
+
+    def exhausted(*_args: object) -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    service = chat_service(portal.client.application)
+    with monkeypatch.context() as patched:
+        patched.setattr(service.db, "session", exhausted)
+        patched.setattr(service.db, "transaction", exhausted)
+        response = portal.chat()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"] == "Service Unavailable"
+    assert counts(db)[0] == 0

@@ -7,7 +7,9 @@ from flask import Flask
 from sqlalchemy.exc import (
     DatabaseError,
     DataError,
+    IntegrityError,
     InterfaceError,
+    InvalidRequestError,
     OperationalError,
     ProgrammingError,
     TimeoutError,
@@ -62,6 +64,8 @@ def test_unavailable_asks_for_a_retry(app: Flask) -> None:
         (TimeoutError("QueuePool limit reached"), True),
         (ProgrammingError("SELEC 1", {}, Exception("syntax error")), False),
         (DataError("SELECT 1", {}, Exception("value too long")), False),
+        (IntegrityError("INSERT", {}, Exception("duplicate key")), True),
+        (InvalidRequestError("this session is in 'prepared' state"), False),
     ],
 )
 def test_only_an_unusable_store_is_unavailability(error: Exception, down: bool) -> None:
