@@ -18,7 +18,7 @@ from channels.chat import views as chat
 from channels.chat.service import ChatService
 from channels.email import views as email
 from channels.email.sender import EmailSender
-from channels.email.service import EmailChannel
+from channels.email.service import EmailService
 from channels.simulate import simulate_group
 from channels.voice import views as voice
 from channels.voice.config import VoiceConfig
@@ -111,10 +111,10 @@ def _channel_services(app: Flask, rt: Runtime) -> None:
     app.extensions[chat.SERVICE_KEY] = ChatService(
         settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake
     )
-    email_channel = EmailChannel.from_runtime(rt)
-    app.extensions[email.SERVICE_KEY] = email_channel
+    email_service = EmailService.from_runtime(rt)
+    app.extensions[email.SERVICE_KEY] = email_service
     # The sender's thread starts on its first submit: in a gunicorn worker, after the fork.
-    app.extensions[email.SENDER_KEY] = EmailSender(email_channel.outbox.deliver)
+    app.extensions[email.SENDER_KEY] = EmailSender(email_service.outbox.deliver)
 
 
 def _register_blueprints(app: Flask) -> None:

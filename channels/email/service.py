@@ -54,7 +54,7 @@ def classifier_rules(policy: Policy) -> ClassifierRules:
     return cached[1]
 
 
-class EmailChannel:
+class EmailService:
     """Store inbound email as contacts (or timeline entries) and owe the replies they are due."""
 
     def __init__(
@@ -74,7 +74,7 @@ class EmailChannel:
         self.outbox = OutboxSender(db, settings, mailer)
 
     @classmethod
-    def from_runtime(cls, rt: Runtime, mailer: Mailer | None = None) -> EmailChannel:
+    def from_runtime(cls, rt: Runtime, mailer: Mailer | None = None) -> EmailService:
         """Return the channel wired to a running app's collaborators."""
         return cls(
             rt.db, rt.intake, rt.policy, rt.settings, mailer or mailer_from_settings(rt.settings)

@@ -26,7 +26,7 @@ from channels.email.formdata import FormData, FormError, parse_form
 from channels.email.normalise import InboundEmail, MalformedEmail
 from channels.email.replay_tokens import ReplayedToken
 from channels.email.sender import EmailSender
-from channels.email.service import EmailChannel
+from channels.email.service import EmailService
 from channels.email.webhook_auth import WebhookAuthError, check_basic, check_bearer
 from channels.http import error_response, refuse, unavailable
 from config.settings import Settings
@@ -36,13 +36,13 @@ from router.services.outbox import OutboxSender, retry_email_outbox
 blueprint = Blueprint("email", __name__, cli_group="email")
 log = logging.getLogger(__name__)
 
-SERVICE_KEY = "channels.email"  # the app's EmailChannel in app.extensions
+SERVICE_KEY = "channels.email"  # the app's EmailService in app.extensions
 SENDER_KEY = "email_sender"  # the app's EmailSender in app.extensions
 
 
-def email_channel(app: Flask | None = None) -> EmailChannel:
+def email_service(app: Flask | None = None) -> EmailService:
     """Return the email channel create_app built for ``app`` (the current app by default)."""
-    channel: EmailChannel = (app if app is not None else current_app).extensions[SERVICE_KEY]
+    channel: EmailService = (app if app is not None else current_app).extensions[SERVICE_KEY]
     return channel
 
 
@@ -173,7 +173,7 @@ def _accept(
 ) -> tuple[Response, int]:
     """Store the message, send (or queue) the replies it is owed, and answer the provider."""
     rt = runtime()
-    channel = email_channel()
+    channel = email_service()
     try:
         receipt = channel.receive(email, datetime.now(UTC), replay_token=replay_token)
     except ReplayedToken:

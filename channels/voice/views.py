@@ -24,7 +24,7 @@ from router.runtime import runtime
 blueprint = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
 
-SERVICE_KEY = "voice"
+SERVICE_KEY = "channels.voice"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # QueueResult and CallStatus values: bridged, queue-full, no-answer, ...

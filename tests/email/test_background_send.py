@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from channels.email.sender import EmailSender
-from channels.email.views import SENDER_KEY, background_sender, email_channel
+from channels.email.views import SENDER_KEY, background_sender, email_service
 from router.mailer import MailError, MailTransport
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.outbox import OutboxSender
@@ -71,7 +71,7 @@ def background(other_app: Any) -> Iterator[Callable[..., FlaskClient]]:
         # Nothing may still write to the database the next test resets; apps are reused.
         # A stopped sender does not start again: the reused app gets a fresh one.
         sender: EmailSender = application.extensions[SENDER_KEY]
-        application.extensions[SENDER_KEY] = EmailSender(email_channel(application).outbox.deliver)
+        application.extensions[SENDER_KEY] = EmailSender(email_service(application).outbox.deliver)
         assert sender.stop(timeout=WAIT_SECONDS), "the sender thread did not stop"
 
 

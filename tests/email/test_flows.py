@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from channels.email.replies import local_time
 from channels.email.reply_plan import ReplyPlanner
-from channels.email.service import EmailChannel
+from channels.email.service import EmailService
 from router.core.checklist import LABELS
 from router.runtime import Runtime
 from router.services.logins import create_staff
@@ -157,16 +157,16 @@ def test_a_failure_storing_the_message_leaves_nothing_and_the_retry_stores_it_al
 ) -> None:
     """Contact, message and the reply owed are one transaction: never a contact without them."""
     msg = message()
-    original = EmailChannel._complete
+    original = EmailService._complete
 
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("database went away"))
 
-    monkeypatch.setattr(EmailChannel, "_complete", fail)
+    monkeypatch.setattr(EmailService, "_complete", fail)
     failed = post_mime(client, msg)
     assert failed.status_code == 503 and failed.headers["Retry-After"] == "60"
     assert contact_count(db) == 0 and inbox.messages == []
-    monkeypatch.setattr(EmailChannel, "_complete", original)
+    monkeypatch.setattr(EmailService, "_complete", original)
     retried = post_mime(client, msg)
     assert retried.status_code == 200 and retried.get_json()["outcome"] == "created"
     assert contact_count(db) == 1 and len(inbox.messages) == 1
