@@ -9,7 +9,6 @@ import hmac
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from router.store.db import Database
 from router.store.models import Contact, ContactEvent, PinAttempt
 from router.store.models.email import EmailMessage, EmailOutbox
 from router.store.models.voice import IvrCall
+from tests.paths import TWIML_XSD
 from tests.reliability.harness import (
     app_settings,
     census,
@@ -32,14 +32,6 @@ from tests.reliability.harness import (
     prepare_store,
 )
 
-# The conformance material sits beside the repository (../shared/conformance).
-TWIML_XSD = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "conformance"
-    / "twiml"
-    / "twiml_v20100401_twilioRealtimeCallSchema.xsd"
-)
 MAILGUN_KEY = "abuse-mailgun-signing-key-0123456789"
 SENDGRID = ("abuse-sendgrid", "abuse-sendgrid-password-0123456789")
 POSTMARK = ("abuse-postmark", "abuse-postmark-password-0123456789")

@@ -30,8 +30,8 @@ from router.runtime import EXTENSION_KEY, Runtime
 from router.services import console_sessions, logins, staff
 from router.services.logins import create_staff, issue_token
 from router.store.models import AuditEntry, ConsoleSession, StaffUser
-from tests.api.conftest import migrated_database
 from tests.conftest import make_settings
+from tests.functional.api.conftest import migrated_database
 
 PASSWORD = "right-password-123"
 WRONG = "wrong-password-123"

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from router.runtime import EXTENSION_KEY
-from tests.api.conftest import ApiClient, demo_app, migrated_database, role_tokens
+from tests.functional.api.conftest import ApiClient, demo_app, migrated_database, role_tokens
 
 CATASTROPHIC = [r"^(a+)+$", r"^(\w+\s?)+$"]
 HOSTILE_SUBJECT = "a" * 27 + "!"  # fails to match only after the whole backtracking search

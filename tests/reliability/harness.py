@@ -42,8 +42,9 @@ from router.store.models import Contact, ContactEvent
 from router.store.models.email import EmailMessage as StoredEmail
 from router.store.models.voice import IvrCall
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
+from tests.paths import PROJECT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT
 HOST = "127.0.0.1"
 PUBLIC = "https://router.example.com"
 
