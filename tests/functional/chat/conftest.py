@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,23 +17,24 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from werkzeug.test import TestResponse
 
-from app import create_app
 from channels.chat.service import ChatService
 from channels.chat.tokens import mint_portal_token
-from channels.chat.views import SERVICE_KEY as CHAT_SERVICE_KEY
 from channels.chat.views import chat_service
 from config import Settings
 from config.policy import Policy
-from router.intake import IntakeService
-from router.runtime import EXTENSION_KEY, Runtime
 from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import _demo_csv
-from router.services.routing import RoutingCache
 from router.store import migrate
 from router.store.db import Database, scratch_schema
 from router.store.models import Account, Base, Contact, ContactEvent
-from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
+from tests.conftest import (
+    POSTGRES_SKIP_REASON,
+    POSTGRES_URL,
+    TEST_PEPPER,
+    AppCache,
+    make_settings,
+)
 
 # At least 32 bytes, as RFC 7518 asks of an HS256 key (PyJWT warns below that).
 PORTAL_SECRET = "chat-test-portal-secret-0123456789abcdef"
@@ -161,36 +162,15 @@ def migrated_url(database_url: str) -> str:
     return database_url
 
 
-@pytest.fixture(scope="session")
-def shared_app() -> Flask:
-    """Build one app for the directory (building one costs far more than a test here)."""
-    application = create_app(make_settings("sqlite://"))
-    application.config["TESTING"] = True
-    return application
-
-
 @pytest.fixture
-def app(shared_app: Flask, settings: Settings) -> Iterator[Flask]:
-    """Yield the shared app wired to this test's store and settings (handlers read both per request)."""
-    base: Runtime = shared_app.extensions[EXTENSION_KEY]
-    db = Database(settings.database_url)
-    base_chat = shared_app.extensions[CHAT_SERVICE_KEY]
-    rt = replace(
-        base,
-        settings=settings,
-        db=db,
-        intake=IntakeService(db, base.policy, RoutingCache(base.policy)),
-    )
-    shared_app.extensions[EXTENSION_KEY] = rt
-    shared_app.extensions[CHAT_SERVICE_KEY] = ChatService(
-        settings=rt.settings, policy=rt.policy, db=rt.db, intake=rt.intake
-    )
-    try:
-        yield shared_app
-    finally:
-        shared_app.extensions[EXTENSION_KEY] = base
-        shared_app.extensions[CHAT_SERVICE_KEY] = base_chat
-        db.dispose()
+def app(apps: AppCache, settings: Settings) -> Iterator[Flask]:
+    """Yield a cached app rewired to this test's store and settings.
+
+    Each test has a store of its own (a copied file), so asking `apps.get` for an app of the
+    test's settings would build one per test; the cached app's services are rebuilt instead.
+    """
+    with apps.rewire(apps.get(make_settings("sqlite://")), settings) as application:
+        yield application
 
 
 @pytest.fixture

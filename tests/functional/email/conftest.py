@@ -30,7 +30,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 from werkzeug.test import TestResponse
 
-from app import create_app
 from channels.email.addresses import read_from
 from config import Settings
 from config.policy import Policy
@@ -41,7 +40,13 @@ from router.store import migrate
 from router.store.db import Database, scratch_schema
 from router.store.models import Contact, ContactEvent
 from router.store.models.email import EmailMessage as StoredEmail
-from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
+from tests.conftest import (
+    POSTGRES_SKIP_REASON,
+    POSTGRES_URL,
+    TEST_PEPPER,
+    AppCache,
+    make_settings,
+)
 
 SENDGRID_USER, SENDGRID_PASSWORD = "sendgrid-user", "sendgrid-password-0123456789"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-user", "postmark-password-0123456789"
@@ -231,41 +236,26 @@ def migrated_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def _apps() -> Iterator[dict[Settings, Flask]]:
-    apps: dict[Settings, Flask] = {}
-    yield apps
-    for application in apps.values():
-        application.extensions[EXTENSION_KEY].db.dispose()
-
-
 @pytest.fixture
-def app(settings: Settings, _apps: dict[Settings, Flask]) -> Iterator[Flask]:
+def app(settings: Settings, apps: AppCache) -> Iterator[Flask]:
     """Yield the app for these settings (built once per database kind, its pool emptied after)."""
-    application = _apps.get(settings)
-    if application is None:
-        application = _apps[settings] = create_app(settings)
-        application.config["TESTING"] = True
+    application = apps.get(settings)
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
 
 
 @pytest.fixture
-def other_app(settings: Settings, _apps: dict[Settings, Flask]) -> Iterator[Any]:
+def other_app(settings: Settings, apps: AppCache) -> Iterator[Any]:
     """Return a builder of test clients on the same database with other settings."""
-    apps: list[Flask] = []
+    used: list[Flask] = []
 
     def build(**overrides: Any) -> FlaskClient:
-        changed = settings.with_overrides(**overrides)
-        application = _apps.get(changed)
-        if application is None:
-            application = _apps[changed] = create_app(changed)
-            application.config["TESTING"] = True
-        apps.append(application)
+        application = apps.get(settings.with_overrides(**overrides))
+        used.append(application)
         return application.test_client()
 
     yield build
-    for application in apps:
+    for application in used:
         application.extensions[EXTENSION_KEY].db.dispose()
 
 

@@ -16,7 +16,6 @@ from lxml import etree
 from sqlalchemy import delete, event, select, update
 from werkzeug.test import TestResponse
 
-from app import create_app
 from channels.voice.service import VoiceService
 from channels.voice.signature import SIGNATURE_HEADER, sign
 from channels.voice.simulate import CallSimulator, Verb, parse_twiml
@@ -39,8 +38,13 @@ from router.store.models import (
     SupportPin,
 )
 from router.store.models.voice import IvrCall
-from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
-from tests.unit.conftest import twiml_schema  # noqa: F401  (shared with the IVR's tests)
+from tests.conftest import (
+    POSTGRES_SKIP_REASON,
+    POSTGRES_URL,
+    TEST_PEPPER,
+    AppCache,
+    make_settings,
+)
 
 # The conformance material sits beside the repository (../shared/conformance).
 
@@ -134,30 +138,12 @@ def voice_settings(voice_database: str) -> Iterator[Settings]:
     _reset(voice_database)
 
 
-@pytest.fixture(scope="session")
-def _apps() -> Iterator[dict[tuple[Any, ...], Flask]]:
-    """Hold the apps built for the voice tests, one per database and settings (built once)."""
-    cache: dict[tuple[Any, ...], Flask] = {}
-    yield cache
-    for application in cache.values():
-        application.extensions[EXTENSION_KEY].db.dispose()
-
-
 @pytest.fixture
-def make_app(
-    voice_settings: Settings,
-    clock: Clock,
-    _apps: dict[tuple[Any, ...], Flask],
-) -> AppFactory:
-    """Return a factory of apps on the voice database, with setting overrides."""
+def make_app(voice_settings: Settings, clock: Clock, apps: AppCache) -> AppFactory:
+    """Return a factory of apps on the voice database, with setting overrides (built once each)."""
 
     def factory(**overrides: Any) -> Flask:
-        key = (voice_settings.database_url, tuple(sorted(overrides.items())))
-        application = _apps.get(key)
-        if application is None:
-            application = create_app(voice_settings.with_overrides(**overrides))
-            application.config["TESTING"] = True
-            _apps[key] = application
+        application = apps.get(voice_settings.with_overrides(**overrides))
         # Each test gets its own clock.
         service: VoiceService = application.extensions[SERVICE_KEY]
         service.clock = clock
