@@ -19,7 +19,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
 from router.core.domain import Category, Channel, Severity, Topic
 from router.intake import ContactRequest, IntakeResult, Sender
 from router.runtime import EXTENSION_KEY, Runtime
@@ -28,7 +27,7 @@ from router.services.demo import load_demo_data
 from router.services.logins import create_staff, issue_token
 from router.store import migrate
 from router.store.db import scratch_schema
-from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, make_settings
+from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, AppCache, make_settings
 
 ROLES = ("viewer", "editor", "admin")
 
@@ -48,10 +47,9 @@ def migrated_database(param: str, tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
 
 
-def demo_app(url: str) -> Flask:
-    """Return an app on ``url`` with the demo data and a staff user of every role."""
-    application = create_app(make_settings(url))
-    application.config["TESTING"] = True
+def demo_app(apps: AppCache, url: str) -> Flask:
+    """Return the app on ``url``, after loading the demo data and a staff user of every role."""
+    application = apps.get(make_settings(url))
     rt: Runtime = application.extensions[EXTENSION_KEY]
     load_demo_data(rt.db, rt.policy, rt.settings.pin_pepper, datetime.now(UTC) - timedelta(days=1))
     for role in ("viewer", "editor"):
@@ -80,9 +78,9 @@ def shared_url(
 
 
 @pytest.fixture(scope="package")
-def api_app(shared_url: str) -> Iterator[Flask]:
+def api_app(apps: AppCache, shared_url: str) -> Iterator[Flask]:
     """Yield an app with the demo data and a staff user of every role."""
-    application = demo_app(shared_url)
+    application = demo_app(apps, shared_url)
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from router.runtime import EXTENSION_KEY
 from router.services.logins import create_staff, issue_token, token_digest
 from router.store.models import ApiToken, StaffUser
+from tests.conftest import AppCache
 from tests.functional.api.conftest import (
     ApiClient,
     demo_app,
@@ -48,8 +49,8 @@ def fuzz_url(
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(fuzz_url: str) -> Iterator[Flask]:
-    application = demo_app(fuzz_url)
+def fuzz_app(apps: AppCache, fuzz_url: str) -> Iterator[Flask]:
+    application = demo_app(apps, fuzz_url)
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
 

@@ -389,7 +389,7 @@ def test_reorder_and_replace(api: ApiClient) -> None:
 def test_a_change_takes_effect_for_the_next_contact_in_every_process(
     api: ApiClient, rt: Runtime, shared_url: str
 ) -> None:
-    # A second web process on the same database, with its own caches.
+    # A second web process on the same database, with its own caches (so built fresh, not cached).
     other = create_app(make_settings(shared_url))
     other_rt: Runtime = other.extensions[EXTENSION_KEY]
     try:
