@@ -16,12 +16,11 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from app import create_app
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, load_demo_data
 from router.services.logins import create_staff
 from router.store import migrate
-from tests.conftest import make_settings
+from tests.conftest import AppCache, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,11 +72,11 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(tmp_path_factory: pytest.TempPathFactory, apps: AppCache) -> Iterator[LiveServer]:
     """Serve a migrated SQLite store with the demo data and a viewer and an editor."""
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'router.sqlite3'}"
     migrate.upgrade(url)
-    app = create_app(make_settings(url))
+    app = apps.get(make_settings(url))
     rt: Runtime = app.extensions[EXTENSION_KEY]
     load_demo_data(rt.db, rt.policy, rt.settings.pin_pepper, datetime.now(UTC) - timedelta(days=1))
     create_staff(rt.db, VIEWER_EMAIL, "viewer", password=VIEWER_PASSWORD)

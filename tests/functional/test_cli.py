@@ -97,6 +97,7 @@ def test_demo_data_is_idempotent(app: Flask, db: Database) -> None:
 def test_demo_data_refuses_production(app: Flask, settings: Settings, db: Database) -> None:
     # Issue 12, item 9: it used to add an admin with a published password, published PINs and
     # an admin API token, even to a database holding real data.
+    # Built fresh: a production app on this test's own database (never asked for again).
     production = create_app(dataclasses.replace(settings, env="production"))
     models = (Account, Admin, SupportPin, StaffUser, ApiToken, Queue, RuleSetVersion, AuditEntry)
     try:

@@ -27,6 +27,7 @@ def test_readyz_checks_the_database(client: FlaskClient) -> None:
 
 def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
     unreachable = f"sqlite:///{tmp_path / 'no-such-dir' / 'router.sqlite3'}"
+    # Built fresh: an app on a database of this test's own path, which cannot be opened.
     app = create_app(make_settings(unreachable))
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
@@ -36,6 +37,7 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
 
 
 def test_readyz_on_unreachable_postgresql() -> None:
+    # Built fresh: used once, and its pool only ever fails to connect.
     app = create_app(
         make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     )

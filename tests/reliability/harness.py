@@ -540,7 +540,7 @@ def deliver_in_rounds(
     every process has reached the round's barrier (so they race), reporting what came back."""
     from app import create_app
 
-    app = create_app(app_settings(url))
+    app = create_app(app_settings(url))  # in a process of its own: nothing to share
     client = app.test_client()
     try:
         for number, round_ in enumerate(rounds):

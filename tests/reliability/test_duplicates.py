@@ -46,6 +46,7 @@ ROUNDS = 4
 
 @pytest.fixture
 def app(store: str) -> Iterator[Flask]:
+    # Built fresh: on this test's own store (a cached app would never be asked for again).
     application = create_app(app_settings(store))
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()

@@ -71,6 +71,7 @@ def _sqlite_outage(store: str, replacement: str) -> Iterator[Outage]:
     path = Path(store.removeprefix("sqlite:///"))
     folder = path.parent
     away = folder.with_name(folder.name + ".away")
+    # Built fresh: its store is moved away under it (an app of this test's own).
     app = create_app(app_settings(store))
 
     def cut() -> None:
@@ -100,6 +101,7 @@ def _sqlite_outage(store: str, replacement: str) -> Iterator[Outage]:
 
 def _postgres_outage(store: str) -> Iterator[Outage]:
     proxy = TcpProxy(*postgres_address(store))
+    # Built fresh: it reaches its store through this test's own proxy, which the test cuts.
     app = create_app(app_settings(through_proxy(store, proxy)))
     try:
         yield Outage(app, store, proxy.cut, proxy.restore)
@@ -300,6 +302,7 @@ def test_a_database_that_stops_answering_cannot_hold_a_caller(
     with postgres_schema("outage_stall") as store:
         prepare_store(store, policy)  # type: ignore[arg-type]
         proxy = TcpProxy(*postgres_address(store))
+        # Built fresh: it reaches its store through this test's own proxy, which stalls.
         app = create_app(app_settings(through_proxy(store, proxy)))
         client = app.test_client()
         try:
@@ -329,6 +332,7 @@ def test_a_long_sqlite_write_lock_cannot_hold_a_caller(tmp_path: Path, policy: o
     path = tmp_path / "router.sqlite3"
     store = f"sqlite:///{path}"
     prepare_store(store, policy)  # type: ignore[arg-type]
+    # Built fresh: on this test's own store, which another connection holds locked.
     app = create_app(app_settings(store))
     client = app.test_client()
     writer = sqlite3.connect(path, isolation_level=None)

@@ -869,6 +869,7 @@ def test_status_for_a_call_the_ivr_never_saw_is_acknowledged(phone: Phone) -> No
 def app_without_database() -> Flask:
     """An app whose database cannot be reached (nothing listens on port 1)."""
     unreachable = make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    # Built fresh per test: none inherits what another's failed requests left in the app.
     app = create_app(unreachable)
     app.config["TESTING"] = True
     return app

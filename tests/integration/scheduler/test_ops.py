@@ -88,6 +88,7 @@ def test_metrics_show_queues_sla_states_backlog_and_the_last_sweep(
 
 
 def test_store_figures_are_cached_for_a_few_seconds(world: World) -> None:
+    # Built fresh: the store figures' cache is the app's, and what this test watches.
     app = create_app(make_settings(world.db.url).with_overrides(metrics_cache_seconds=300))
     client = app.test_client()
     before = client.get("/metrics").get_data(as_text=True)
@@ -95,7 +96,7 @@ def test_store_figures_are_cached_for_a_few_seconds(world: World) -> None:
     world.contact(datetime.now(UTC))
     after = client.get("/metrics").get_data(as_text=True)
     assert gauge(after, "router_queue_depth", queue="cse-windows") == 0  # from the cache
-    fresh = create_app(make_settings(world.db.url).with_overrides(metrics_cache_seconds=0))
+    fresh = create_app(make_settings(world.db.url).with_overrides(metrics_cache_seconds=0))  # ditto
     body = fresh.test_client().get("/metrics").get_data(as_text=True)
     assert gauge(body, "router_queue_depth", queue="cse-windows") == 1
     for used in (app, fresh):
@@ -103,6 +104,7 @@ def test_store_figures_are_cached_for_a_few_seconds(world: World) -> None:
 
 
 def test_metrics_answer_when_the_database_is_away(tmp_path: Path) -> None:
+    # Built fresh: an app on a database of this test's own path, which cannot be opened.
     app = create_app(make_settings(f"sqlite:///{tmp_path / 'missing' / 'router.sqlite3'}"))
     response = app.test_client().get("/metrics")
     assert response.status_code == 200
