@@ -17,14 +17,13 @@ from lxml import etree
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from app import create_app
 from config.policy import Policy
 from router.runtime import EXTENSION_KEY
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent, PinAttempt
 from router.store.models.email import EmailMessage, EmailOutbox
 from router.store.models.voice import IvrCall
-from tests.paths import TWIML_XSD
+from tests.conftest import AppCache
 from tests.reliability.harness import (
     app_settings,
     census,
@@ -71,17 +70,11 @@ def abuse_store(
 
 
 @pytest.fixture(scope="session")
-def abuse_app(abuse_store: str) -> Iterator[Flask]:
+def abuse_app(apps: AppCache, abuse_store: str) -> Iterator[Flask]:
     """Yield the app the abuse tests hit (every provider configured)."""
-    application = create_app(abuse_settings(abuse_store))
+    application = apps.get(abuse_settings(abuse_store))
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
-
-
-@pytest.fixture(scope="session")
-def twiml_schema() -> etree.XMLSchema | None:
-    """Return the TwiML XSD when ../shared/conformance is present (answers are checked by it)."""
-    return etree.XMLSchema(etree.parse(str(TWIML_XSD))) if TWIML_XSD.is_file() else None
 
 
 class Guard:
@@ -136,9 +129,9 @@ class Guard:
 
 
 @pytest.fixture
-def guard(abuse_app: Flask, twiml_schema: etree.XMLSchema | None) -> Iterator[Guard]:
-    """Yield the guard; after the test, check the store is whole."""
-    checker = Guard(abuse_app, twiml_schema)
+def guard(abuse_app: Flask, twiml_schema_if_present: etree.XMLSchema | None) -> Iterator[Guard]:
+    """Yield the guard; after the test, check the store is whole (TwiML by the XSD if present)."""
+    checker = Guard(abuse_app, twiml_schema_if_present)
     yield checker
     checker.whole()
 

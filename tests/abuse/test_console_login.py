@@ -61,6 +61,8 @@ def console_app(param: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         patch.setattr(logins, "_hasher", cheap)
         patch.setattr(staff, "_hasher", cheap)
         for url in migrated_database(param, tmp_path_factory):
+            # Built fresh on purpose: the cheap hasher is patched in for this app's life, and
+            # the tests install a clock and swap the runtime of it (not for the shared cache).
             application = create_app(make_settings(url))
             application.config["TESTING"] = True
             yield application

@@ -31,6 +31,7 @@ CAP = 3
 
 def build(store: str) -> Flask:
     """Return an app (one web process) on ``store`` with a small rejection cap."""
+    # Built fresh on purpose: two apps with equal settings stand for two processes.
     return create_app(
         abuse_settings(
             store,

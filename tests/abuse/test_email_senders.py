@@ -20,7 +20,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app import create_app
 from router.runtime import EXTENSION_KEY
 from router.services.demo import DEMO_STAFF_EMAIL
 from router.services.logins import create_staff, issue_token
@@ -29,6 +28,7 @@ from router.store.models import Contact, ContactEvent
 from router.store.models.email import EmailMessage
 from tests.abuse.conftest import POSTMARK, SENDGRID, abuse_settings, basic
 from tests.abuse.conftest import mailgun_signature as signed
+from tests.conftest import AppCache
 from tests.reliability.harness import MIME_TOKEN
 
 OURS = "mx.router.example"
@@ -37,9 +37,9 @@ ALICE = "alice@acme.example"  # an active admin of acme (premium)
 
 
 @pytest.fixture(scope="module")
-def mail_app(abuse_store: str) -> Iterator[Flask]:
+def mail_app(apps: AppCache, abuse_store: str) -> Iterator[Flask]:
     """Yield an app that trusts our receiving host and knows the staff domain."""
-    application = create_app(
+    application = apps.get(
         abuse_settings(
             abuse_store,
             email_trusted_authserv_ids=OURS,

@@ -24,7 +24,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app import create_app
 from router.runtime import EXTENSION_KEY
 from router.store.models import ContactEvent
 from router.store.models.email import EmailMessage
@@ -37,6 +36,7 @@ from tests.abuse.conftest import (
     basic,
     mailgun_signature,
 )
+from tests.conftest import AppCache
 from tests.reliability.harness import MIME_TOKEN
 
 EXTRA_MEMORY_BYTES = 20 * 1024 * 1024  # the bench target: < 20 MB extra per message
@@ -357,10 +357,10 @@ def test_an_html_body_of_unclosed_constructs_is_read_in_linear_time(
 
 
 @pytest.fixture(scope="module")
-def full_size_app(abuse_store: str) -> Iterator[Flask]:
+def full_size_app(apps: AppCache, abuse_store: str) -> Iterator[Flask]:
     """Yield the app with the default 25 MiB message limit (room for millions of pairs)."""
     settings = replace(abuse_settings(abuse_store), email_max_message_bytes=25 * 1024 * 1024)
-    application = create_app(settings)
+    application = apps.get(settings)
     yield application
     application.extensions[EXTENSION_KEY].db.dispose()
 

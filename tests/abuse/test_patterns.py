@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 
 from router.runtime import EXTENSION_KEY
+from tests.conftest import AppCache
 from tests.functional.api.conftest import ApiClient, demo_app, migrated_database, role_tokens
 
 CATASTROPHIC = [r"^(a+)+$", r"^(\w+\s?)+$"]
@@ -30,11 +31,11 @@ FAST = 2.0  # seconds of this thread's CPU per request; a backtracking engine ne
     scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
 def pattern_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, apps: AppCache
 ) -> Iterator[Flask]:
     """Yield an app with demo data and staff of every role, on its own database."""
     for url in migrated_database(request.param, tmp_path_factory):
-        application = demo_app(url)
+        application = demo_app(apps, url)
         yield application
         application.extensions[EXTENSION_KEY].db.dispose()
 

@@ -47,7 +47,8 @@ def pin_app(request: pytest.FixtureRequest, tmp_path: Path, policy: Policy) -> I
 
     def build(url: str) -> Iterator[Flask]:
         prepare_store(url, policy)
-        # Generous outside the alert, so only the alert's rate is seen here.
+        # Generous outside the alert, so only the alert's rate is seen here. Built fresh: the
+        # store is this test's own, so a cached app would never be asked for again.
         app = create_app(
             app_settings(
                 url,
