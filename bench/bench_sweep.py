@@ -30,12 +30,15 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from config.policy import load_policy
 from config.settings import DEFAULT_POLICY_DIR
 from router.services.bootstrap import seed_policy_defaults
 from router.services.sla_monitor import SlaMonitor
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
+from tests.postgres import scratch_schema
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 SIZES = (10_000, 100_000, 1_000_000)

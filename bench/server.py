@@ -130,7 +130,7 @@ def prepare_database(env: Mapping[str, str], log: IO[str]) -> None:
 @contextmanager
 def postgres_schema(base_url: str) -> Iterator[str]:
     """Yield a URL on a fresh schema of ``base_url`` (dropped afterwards)."""
-    from router.store.db import scratch_schema
+    from tests.postgres import scratch_schema
 
     with scratch_schema(base_url, "bench") as url:
         yield url

@@ -23,7 +23,8 @@ from config import Settings
 from config.policy import Policy
 from router.runtime import EXTENSION_KEY, Runtime
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
+from tests.postgres import scratch_schema
 
 # The pure tests' fixtures, shared: the policy, and the TwiML XSD (skipping, or None when absent).
 from tests.unit.conftest import policy, twiml_schema, twiml_schema_if_present  # noqa: F401

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -91,24 +90,6 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (tests, and forked workers)."""
         self.engine.dispose()
-
-
-@contextmanager
-def scratch_schema(base_url: str, prefix: str) -> Iterator[str]:
-    """Yield ``base_url`` on a new empty PostgreSQL schema, dropped afterwards (tests, benches)."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in base_url else "?"
-        try:
-            yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 _LAST_USED = "router.last_used"

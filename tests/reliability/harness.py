@@ -37,12 +37,13 @@ from config import Settings
 from config.policy import Policy
 from router.services.demo import load_demo_data
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
 from router.store.models import Contact, ContactEvent
 from router.store.models.email import EmailMessage as StoredEmail
 from router.store.models.voice import IvrCall
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, TEST_PEPPER, make_settings
 from tests.paths import PROJECT
+from tests.postgres import scratch_schema
 
 ROOT = PROJECT
 HOST = "127.0.0.1"

@@ -26,8 +26,8 @@ from router.services import rule_changes, rules
 from router.services.demo import load_demo_data
 from router.services.logins import create_staff, issue_token
 from router.store import migrate
-from router.store.db import scratch_schema
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, AppCache, make_settings
+from tests.postgres import scratch_schema
 
 ROLES = ("viewer", "editor", "admin")
 

@@ -26,7 +26,7 @@ from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.services.demo import _demo_csv
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
 from router.store.models import Account, Base, Contact, ContactEvent
 from tests.conftest import (
     POSTGRES_SKIP_REASON,
@@ -35,6 +35,7 @@ from tests.conftest import (
     AppCache,
     make_settings,
 )
+from tests.postgres import scratch_schema
 
 # At least 32 bytes, as RFC 7518 asks of an HS256 key (PyJWT warns below that).
 PORTAL_SECRET = "chat-test-portal-secret-0123456789abcdef"

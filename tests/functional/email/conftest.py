@@ -37,7 +37,7 @@ from router.runtime import EXTENSION_KEY
 from router.services.account_import import import_accounts_csv
 from router.services.bootstrap import seed_policy_defaults
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
 from router.store.models import Contact, ContactEvent
 from router.store.models.email import EmailMessage as StoredEmail
 from tests.conftest import (
@@ -47,6 +47,7 @@ from tests.conftest import (
     AppCache,
     make_settings,
 )
+from tests.postgres import scratch_schema
 
 SENDGRID_USER, SENDGRID_PASSWORD = "sendgrid-user", "sendgrid-password-0123456789"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-user", "postmark-password-0123456789"

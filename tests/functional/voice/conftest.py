@@ -26,7 +26,7 @@ from router.core.pins import pin_hash
 from router.runtime import EXTENSION_KEY, Runtime
 from router.services.demo import load_demo_data
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
 from router.store.models import (
     Admin,
     Contact,
@@ -45,6 +45,7 @@ from tests.conftest import (
     AppCache,
     make_settings,
 )
+from tests.postgres import scratch_schema
 
 # The conformance material sits beside the repository (../shared/conformance).
 

@@ -30,10 +30,11 @@ from router.services.notify import HttpWebhookPoster, Notifier
 from router.services.routing import RoutingCache
 from router.services.sla_monitor import SlaMonitor
 from router.store import migrate
-from router.store.db import Database, scratch_schema
+from router.store.db import Database
 from router.store.models import Account, Admin, Contact, ContactEvent, Queue
 from router.store.models.scheduler import Notification
 from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, make_settings
+from tests.postgres import scratch_schema
 
 WEBHOOK_SECRET = "webhook-secret-0123456789abcdef"
 CSM = "casey.csm@support.example"
