@@ -102,3 +102,30 @@ class StaffRole(StrEnum):
     def rank(self) -> int:
         """Return the role's position so roles can be compared."""
         return ["viewer", "editor", "admin"].index(self.value)
+
+
+class Presence(StrEnum):
+    """Whether an agent takes offers; "busy" is not a presence, it follows from capacity."""
+
+    AVAILABLE = "available"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class ReservationStatus(StrEnum):
+    """Where an offer of one contact to one agent stands."""
+
+    OFFERED = "offered"  # open: the agent may accept until it expires
+    ACCEPTED = "accepted"  # the contact is assigned to the agent
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the contact went away (resolved, re-routed) while offered
+
+
+class Strategy(StrEnum):
+    """How a queue picks among several eligible agents."""
+
+    LONGEST_IDLE = "longest_idle"
+    LEAST_OCCUPIED = "least_occupied"
+    ROUND_ROBIN = "round_robin"
+    HIGHEST_SKILL = "highest_skill"

@@ -10,6 +10,7 @@ from __future__ import annotations
 # metadata the migrations compare) is complete whichever model a caller imports first.
 from router.store.models import email, scheduler, voice
 from router.store.models.accounts import Account, Admin, PinAttempt, PinLockout, SupportPin
+from router.store.models.agents import Agent, AgentSkill, PresenceEvent, Reservation
 from router.store.models.base import NAMING_CONVENTION, Base, JSONDocument, UTCDateTime, utcnow
 from router.store.models.contacts import Contact, ContactEvent
 from router.store.models.records import AuditEntry, OpsEvent, RateLimitBucket
@@ -20,6 +21,8 @@ __all__ = [
     "NAMING_CONVENTION",
     "Account",
     "Admin",
+    "Agent",
+    "AgentSkill",
     "ApiToken",
     "AuditEntry",
     "Base",
@@ -32,8 +35,10 @@ __all__ = [
     "OpsEvent",
     "PinAttempt",
     "PinLockout",
+    "PresenceEvent",
     "Queue",
     "RateLimitBucket",
+    "Reservation",
     "RuleSetVersion",
     "StaffUser",
     "SupportPin",

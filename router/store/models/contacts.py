@@ -60,6 +60,10 @@ class Contact(Base):
     sla_state: Mapped[str] = mapped_column(String(16), default=SlaState.NONE.value)
     first_response_at: Mapped[datetime | None]
     accepted_at: Mapped[datetime | None]
+    # The agent the contact is assigned to (an accepted offer); one column, so never two.
+    assigned_agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.staff_user_id", ondelete="SET NULL"), index=True
+    )
     resolved_at: Mapped[datetime | None]
     rule_version: Mapped[int | None] = mapped_column(Integer)
     matched_rule: Mapped[str | None] = mapped_column(String(100))

@@ -8,14 +8,18 @@ from typing import Any
 from sqlalchemy import Boolean, CheckConstraint, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from router.store.models.base import Base, utcnow
+from router.core.domain import Strategy
+from router.store.models.base import Base, enum_check, utcnow
 
 
 class Queue(Base):
     """A queue contacts wait in; engineer queues are shared by tiers and ordered by priority."""
 
     __tablename__ = "queues"
-    __table_args__ = (CheckConstraint("kind IN ('human', 'bot', 'deflection')", name="kind_valid"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('human', 'bot', 'deflection')", name="kind_valid"),
+        enum_check("assignment_strategy", Strategy),
+    )
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -24,6 +28,10 @@ class Queue(Base):
     owners: Mapped[list[Any]] = mapped_column(default=list)
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How the queue picks among eligible agents; only human queues are assigned to agents.
+    assignment_strategy: Mapped[str] = mapped_column(
+        String(16), default=Strategy.LONGEST_IDLE.value, server_default=Strategy.LONGEST_IDLE.value
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
