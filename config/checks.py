@@ -274,6 +274,11 @@ _SCHEDULER_RANGES = {
     "NOTIFY_WEBHOOK_TIMEOUT_SECONDS": (1, 60),
     "NOTIFY_MAX_ATTEMPTS": (1, 50),
     "METRICS_CACHE_SECONDS": (0, 300),
+    # Offers to agents: long enough to react, short enough that a missed offer moves on.
+    "OFFER_TIMEOUT_VOICE_SECONDS": (5, 3600),
+    "OFFER_TIMEOUT_CHAT_SECONDS": (5, 3600),
+    "OFFER_TIMEOUT_EMAIL_SECONDS": (5, 3600),
+    "OFFER_TIMEOUT_PORTAL_SECONDS": (5, 3600),
 }
 # Voice limits: (lowest, highest) allowed value of each variable.
 _VOICE_RANGES = {

@@ -133,6 +133,11 @@ class Settings:
     notify_webhook_timeout_seconds: int = 5
     notify_max_attempts: int = 8
     metrics_cache_seconds: int = 5
+    # How long an agent has to accept an offer of a contact, per channel (router/services/dispatch).
+    offer_timeout_voice_seconds: int = 20
+    offer_timeout_chat_seconds: int = 45
+    offer_timeout_email_seconds: int = 120
+    offer_timeout_portal_seconds: int = 120
     # Console log-in: lock-outs per email address, throttling per client address, sessions.
     console_login_lockout_failures: int = 5
     console_login_lockout_seconds: int = 300
@@ -217,6 +222,10 @@ _PUBLIC_FIELDS = {
     "notify_webhook_timeout_seconds",
     "notify_max_attempts",
     "metrics_cache_seconds",
+    "offer_timeout_voice_seconds",
+    "offer_timeout_chat_seconds",
+    "offer_timeout_email_seconds",
+    "offer_timeout_portal_seconds",
     "public_base_url",
     "trusted_proxy_count",
     "smtp_host",
