@@ -13,11 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from router.core.calendar import as_utc
 from router.core.domain import Channel, Presence, Strategy
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(value: datetime, name: str) -> int:
+    """Return ``value`` as exact microseconds since the epoch; naive datetimes are refused.
+
+    Integers, not ``datetime.timestamp()`` floats: those read a naive value in the process's
+    local time zone and round away microseconds far from the epoch, so two processes (or two
+    nearby times) could disagree on the order.
+    """
+    return (as_utc(value, name) - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True)
@@ -34,13 +48,18 @@ class WaitingContact:
 
 
 def order_key(contact: WaitingContact) -> tuple[int, int, float, float, int]:
-    """Return the contact's place in the one serving order (smaller comes first)."""
-    due = contact.due_at.timestamp() if contact.due_at is not None else float("inf")
+    """Return the contact's place in the one serving order (smaller comes first).
+
+    The times are exact integer microseconds (an ``int`` is a ``float`` to the type checker);
+    a contact without an SLA sorts after every contact with one by the second element alone.
+    Naive datetimes raise ValueError, as everywhere in the core.
+    """
+    due = _micros(contact.due_at, "due_at") if contact.due_at is not None else 0
     return (
         -contact.priority,
-        contact.due_at is None,
+        int(contact.due_at is None),
         due,
-        contact.received_at.timestamp(),
+        _micros(contact.received_at, "received_at"),
         contact.id,
     )
 
@@ -63,7 +82,7 @@ class AgentState:
         return self.capacity.get(channel, 0) - self.load.get(channel, 0)
 
     def occupancy(self) -> float:
-        """Return the share of the agent's total capacity in use (0 when it has none)."""
+        """Return the share of the agent's total capacity in use (1, full, when it has none)."""
         total = sum(self.capacity.values())
         return sum(self.load.values()) / total if total else 1.0
 
@@ -120,7 +139,13 @@ class Choice:
 def ineligibility(
     contact: WaitingContact, agent: AgentState, declined: Iterable[int] = ()
 ) -> tuple[PassedOver, str] | None:
-    """Return why ``agent`` may not take ``contact`` now, or None if it may."""
+    """Return why ``agent`` may not take ``contact`` now, or None if it may.
+
+    The first that applies, in this order: not available, no skill for the queue, language,
+    no free capacity on the contact's channel, already declined. Languages match exactly; a
+    contact without a language may go to anyone, and an agent with no languages listed takes
+    any language (nobody filled them in: better offered than left waiting forever).
+    """
     if agent.presence is not Presence.AVAILABLE:
         return PassedOver.NOT_AVAILABLE, agent.presence.value
     if contact.queue not in agent.skills:
@@ -138,19 +163,26 @@ def ineligibility(
 
 
 def _rank(agent: AgentState, contact: WaitingContact, strategy: Strategy) -> tuple[Any, ...]:
-    """Return the agent's rank for ``strategy`` (smaller is preferred); the id breaks ties."""
-    never = datetime.min.timestamp()  # never idle/offered: first in line
+    """Return the agent's rank for ``strategy`` (smaller is preferred); the id breaks ties.
+
+    A missing time is a leading flag, never a sentinel time: (0, t) before (1, 0).
+    """
     if strategy is Strategy.LEAST_OCCUPIED:
         return (agent.occupancy(), agent.id)
     if strategy is Strategy.ROUND_ROBIN:
-        offered = agent.last_offered_at.timestamp() if agent.last_offered_at else never
-        return (offered, agent.id)
+        # Least recently offered first; never offered before anyone who was.
+        if agent.last_offered_at is None:
+            return (0, 0, agent.id)
+        return (1, _micros(agent.last_offered_at, "last_offered_at"), agent.id)
+    # Longest idle (also highest skill's tie-break): idle the longest first; an agent with work
+    # in hand (no idle_since) last.
+    if agent.idle_since is None:
+        idle: tuple[int, int] = (1, 0)
+    else:
+        idle = (0, _micros(agent.idle_since, "idle_since"))
     if strategy is Strategy.HIGHEST_SKILL:
-        idle = agent.idle_since.timestamp() if agent.idle_since else float("inf")
-        return (-agent.skills.get(contact.queue, 0), idle, agent.id)
-    # Longest idle: idle the longest first; an agent with work in hand (no idle_since) last.
-    idle = agent.idle_since.timestamp() if agent.idle_since else float("inf")
-    return (idle, agent.id)
+        return (-agent.skills.get(contact.queue, 0), *idle, agent.id)
+    return (*idle, agent.id)
 
 
 def choose_agent(
