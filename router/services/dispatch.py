@@ -1,0 +1,585 @@
+"""Dispatch: offer waiting contacts to agents (reservations), and accept, reject or expire offers.
+
+Every decision (serving order, who may take a contact, the queue's strategy, the explain) is
+router.core.assignment's; this module reads the store, asks it, and writes the outcome safely
+for any number of processes dispatching at once:
+
+* an offer takes the agent's slot with one conditional UPDATE (presence available and load
+  below capacity); no row updated means the agent is no longer free, and the next is tried;
+* a contact has at most one open offer (a partial unique index): losing that race rolls back
+  only the attempt (a SAVEPOINT);
+* on PostgreSQL the contact being offered is locked with SKIP LOCKED, so concurrent
+  dispatchers pass over it instead of waiting; SQLite's single writer serialises them.
+
+Each offer is its own short transaction; accept, reject and expiry decide a reservation with a
+conditional UPDATE too, so two of them never both win.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from config.settings import Settings
+from router.core.assignment import (
+    AgentState,
+    Choice,
+    WaitingContact,
+    choose_agent,
+    next_contact,
+)
+from router.core.domain import Channel, ContactStatus, Presence, ReservationStatus, Strategy
+from router.services.errors import Conflict, NotFound
+from router.store.db import Database
+from router.store.models import Contact, ContactEvent, Queue
+from router.store.models.agents import CHANNELS, Agent, AgentSkill, Reservation
+
+log = logging.getLogger(__name__)
+
+# Waiting contacts read per queue when an agent frees up: the head of the order is enough.
+WAITING_BATCH = 200
+# Offers one dispatch_agent call makes at most (an agent's capacity is at most 100 a channel).
+MAX_OFFERS_PER_AGENT = 50
+# Reservations one expire_due call decides at most; the next run takes the rest.
+EXPIRE_BATCH = 500
+
+_OFFERED = ReservationStatus.OFFERED.value
+_WAITING = ContactStatus.WAITING.value
+_AVAILABLE = Presence.AVAILABLE.value
+_DECLINED = (ReservationStatus.REJECTED.value, ReservationStatus.EXPIRED.value)
+
+# The one serving order, index-friendly and portable (due_at NULLS LAST spelled out).
+_SQL_ORDER = (
+    Contact.priority.desc(),
+    Contact.due_at.is_(None),
+    Contact.due_at,
+    Contact.received_at,
+    Contact.id,
+)
+_NO_OPEN_OFFER = ~exists().where(
+    Reservation.contact_id == Contact.id, Reservation.status == _OFFERED
+)
+
+
+@dataclass(frozen=True)
+class ReservationView:
+    """An offer of a contact to an agent and how it ended."""
+
+    id: int
+    contact_id: int
+    agent_id: int
+    channel: str
+    status: str
+    offered_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    explain: dict[str, Any]
+
+    @classmethod
+    def of(cls, reservation: Reservation) -> ReservationView:
+        """Return the view of a stored reservation."""
+        return cls(
+            id=reservation.id,
+            contact_id=reservation.contact_id,
+            agent_id=reservation.agent_id,
+            channel=reservation.channel,
+            status=reservation.status,
+            offered_at=reservation.offered_at,
+            expires_at=reservation.expires_at,
+            decided_at=reservation.decided_at,
+            explain=dict(reservation.explain or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An open offer, as the agent it is made to sees it."""
+
+    reservation_id: int
+    contact_id: int
+    reference: str
+    channel: str
+    queue: str | None
+    priority: int
+    severity: str
+    due_at: datetime | None
+    offered_at: datetime
+    expires_at: datetime
+    seconds_left: int
+
+
+@dataclass(frozen=True)
+class Assignments:
+    """A contact's assigned agent and every offer made of it, with why that agent."""
+
+    contact_id: int
+    status: str
+    assigned_agent_id: int | None
+    reservations: tuple[ReservationView, ...]
+
+
+def offer_timeout(settings: Settings, channel: Channel | str) -> timedelta:
+    """Return how long an agent has to accept an offer on ``channel``."""
+    seconds: int = getattr(settings, f"offer_timeout_{Channel(channel).value}_seconds")
+    return timedelta(seconds=seconds)
+
+
+def _agent_state(agent: Agent) -> AgentState:
+    # The one conversion of a stored agent (engineer A's agents service owns it).
+    from router.services.agents import agent_state
+
+    return agent_state(agent)
+
+
+def _waiting(row: Any) -> WaitingContact:
+    return WaitingContact(
+        id=row.id,
+        queue=row.queue_key,
+        channel=Channel(row.channel),
+        priority=row.priority,
+        due_at=row.due_at,
+        received_at=row.received_at,
+        language=row.language,
+    )
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_assignable(session: Session, contact_id: int) -> Contact | None:
+    """Return the contact if it may be offered now, locked on PostgreSQL (None: skip it)."""
+    statement = (
+        select(Contact)
+        .join(Queue, Queue.key == Contact.queue_key)
+        .where(
+            Contact.id == contact_id,
+            Contact.status == _WAITING,
+            Contact.assigned_agent_id.is_(None),
+            Queue.kind == "human",
+            _NO_OPEN_OFFER,
+        )
+    )
+    if _is_postgres(session):
+        # Another dispatcher offering this contact now: pass over it rather than wait.
+        statement = statement.with_for_update(skip_locked=True, of=Contact)
+    return session.scalar(statement)
+
+
+def _declined(session: Session, contact_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Return, per contact, the agents who rejected it or let its offer expire."""
+    ids = list(contact_ids)
+    found: dict[int, set[int]] = {}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(Reservation.contact_id, Reservation.agent_id).where(
+            Reservation.contact_id.in_(ids), Reservation.status.in_(_DECLINED)
+        )
+    )
+    for contact_id, agent_id in rows:
+        found.setdefault(contact_id, set()).add(agent_id)
+    return found
+
+
+def _serving_agents(session: Session, queue_key: str) -> list[Agent]:
+    return list(
+        session.scalars(
+            select(Agent)
+            .join(AgentSkill, AgentSkill.agent_id == Agent.staff_user_id)
+            .where(AgentSkill.queue_key == queue_key)
+            .order_by(Agent.staff_user_id)
+            .options(selectinload(Agent.skills))
+        )
+    )
+
+
+def _take_slot(session: Session, agent_id: int, channel: str, now: datetime) -> bool:
+    """Take one of the agent's slots on ``channel`` if it is still available and free."""
+    load = getattr(Agent, f"load_{channel}")
+    capacity = getattr(Agent, f"capacity_{channel}")
+    result = session.execute(
+        update(Agent)
+        .where(Agent.staff_user_id == agent_id, Agent.presence == _AVAILABLE, load < capacity)
+        .values({load: load + 1, Agent.last_offered_at: now})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _free_slot(session: Session, agent_id: int, channel: str, now: datetime) -> Agent | None:
+    """Give back one of the agent's slots; an agent left with no work is idle from ``now``."""
+    load = getattr(Agent, f"load_{channel}")
+    session.execute(
+        update(Agent)
+        .where(Agent.staff_user_id == agent_id, load > 0)
+        .values({load: load - 1})
+        .execution_options(synchronize_session=False)
+    )
+    agent = session.get(Agent, agent_id, populate_existing=True)
+    if agent is not None and not any(getattr(agent, f"load_{c}") for c in CHANNELS):
+        agent.idle_since = now
+    return agent
+
+
+def _offer(
+    session: Session,
+    settings: Settings,
+    contact: WaitingContact,
+    agent_id: int,
+    choice: Choice,
+    now: datetime,
+    trigger: str,
+) -> int | None:
+    """Take the agent's slot and store the offer, or undo both (None: the agent or contact lost)."""
+    try:
+        with session.begin_nested():
+            if not _take_slot(session, agent_id, contact.channel.value, now):
+                return None
+            reservation = Reservation(
+                contact_id=contact.id,
+                agent_id=agent_id,
+                channel=contact.channel.value,
+                status=_OFFERED,
+                offered_at=now,
+                expires_at=now + offer_timeout(settings, contact.channel),
+                explain={**choice.explain(), "trigger": trigger},
+            )
+            session.add(reservation)
+            session.flush()
+    except IntegrityError:
+        # Another process offered this contact first (one open offer per contact).
+        return None
+    return reservation.id
+
+
+def dispatch_contact(
+    db: Database, settings: Settings, contact_id: int, now: datetime
+) -> int | None:
+    """Offer a waiting contact to the best agent its queue's strategy picks; return the offer."""
+    with db.transaction() as session:
+        contact = _lock_assignable(session, contact_id)
+        if contact is None or contact.queue_key is None:
+            return None
+        agents = _serving_agents(session, contact.queue_key)
+        if not agents:
+            return None
+        queue = session.get(Queue, contact.queue_key)
+        strategy = Strategy(queue.assignment_strategy) if queue else Strategy.LONGEST_IDLE
+        waiting = _waiting(contact)
+        declined = _declined(session, [contact.id]).get(contact.id, set())
+        lost: set[int] = set()
+        for _attempt in range(len(agents)):
+            states = [_agent_state(agent) for agent in agents]
+            choice = choose_agent(waiting, states, strategy, declined | lost)
+            if choice.agent_id is None:
+                return None
+            offered = _offer(session, settings, waiting, choice.agent_id, choice, now, "contact")
+            if offered is not None:
+                return offered
+            if _has_open_offer(session, contact.id):
+                return None
+            # The agent stopped being free meanwhile: read them again and choose again.
+            lost.add(choice.agent_id)
+            for agent in agents:
+                if agent.staff_user_id == choice.agent_id:
+                    session.refresh(agent)
+        return None
+
+
+def _has_open_offer(session: Session, contact_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Reservation.id).where(
+                Reservation.contact_id == contact_id, Reservation.status == _OFFERED
+            )
+        )
+        is not None
+    )
+
+
+def _waiting_for(session: Session, state: AgentState, queues: Sequence[str]) -> list[Any]:
+    """Return the head of each queue's order the agent has a free slot for."""
+    channels = [channel.value for channel in Channel if state.free(channel) > 0]
+    rows: list[Any] = []
+    for queue in queues:
+        rows += session.execute(
+            select(
+                Contact.id,
+                Contact.queue_key,
+                Contact.channel,
+                Contact.priority,
+                Contact.due_at,
+                Contact.received_at,
+                Contact.language,
+            )
+            .where(
+                Contact.queue_key == queue,
+                Contact.status == _WAITING,
+                Contact.assigned_agent_id.is_(None),
+                Contact.channel.in_(channels),
+                _NO_OPEN_OFFER,
+            )
+            .order_by(*_SQL_ORDER)
+            .limit(WAITING_BATCH)
+        ).all()
+    return rows
+
+
+def _offer_next(db: Database, settings: Settings, staff_id: int, now: datetime) -> int | None:
+    """Offer the agent the first contact in the serving order they may take (one transaction)."""
+    with db.transaction() as session:
+        agent = session.get(Agent, staff_id, options=[selectinload(Agent.skills)])
+        if agent is None or agent.presence != _AVAILABLE:
+            return None
+        state = _agent_state(agent)
+        queues = {
+            queue.key: queue
+            for queue in session.scalars(
+                select(Queue).where(
+                    Queue.key.in_([skill.queue_key for skill in agent.skills]),
+                    Queue.kind == "human",
+                )
+            )
+        }
+        waiting = [_waiting(row) for row in _waiting_for(session, state, sorted(queues))]
+        declined = _declined(session, [contact.id for contact in waiting])
+        for _attempt in range(len(waiting)):
+            contact = next_contact(state, waiting, declined)
+            if contact is None:
+                return None
+            waiting.remove(contact)
+            if _lock_assignable(session, contact.id) is None:
+                continue  # offered, assigned or locked by another dispatcher meanwhile
+            strategy = Strategy(queues[contact.queue].assignment_strategy)
+            choice = choose_agent(contact, [state], strategy, declined.get(contact.id, ()))
+            offered = _offer(session, settings, contact, staff_id, choice, now, "agent")
+            if offered is not None:
+                return offered
+            if not _has_open_offer(session, contact.id):
+                return None  # the agent is no longer free
+        return None
+
+
+def dispatch_agent(
+    db: Database, settings: Settings, staff_id: int, now: datetime, *, limit: int = 0
+) -> list[int]:
+    """Offer a free agent contacts, head of the serving order first, while they have room."""
+    offers: list[int] = []
+    for _ in range(limit or MAX_OFFERS_PER_AGENT):
+        offered = _offer_next(db, settings, staff_id, now)
+        if offered is None:
+            break
+        offers.append(offered)
+    return offers
+
+
+def dispatch_free_agents(
+    db: Database, settings: Settings, now: datetime, *, max_offers: int = 200
+) -> int:
+    """Offer waiting contacts to every available agent with a free slot; bounded work."""
+    free = or_(*(getattr(Agent, f"load_{c}") < getattr(Agent, f"capacity_{c}") for c in CHANNELS))
+    with db.session() as session:
+        agent_ids = list(
+            session.scalars(
+                select(Agent.staff_user_id)
+                .where(Agent.presence == _AVAILABLE, free)
+                .order_by(Agent.idle_since.is_(None), Agent.idle_since, Agent.staff_user_id)
+                .limit(max_offers)
+            )
+        )
+    made = 0
+    for staff_id in agent_ids:
+        if made >= max_offers:
+            break
+        made += len(dispatch_agent(db, settings, staff_id, now, limit=max_offers - made))
+    return made
+
+
+def _decide(
+    session: Session, reservation_id: int, staff_id: int | None, status: str, now: datetime
+) -> Reservation:
+    """Move an open offer to ``status`` with one conditional UPDATE, or raise why not."""
+    conditions = [Reservation.id == reservation_id, Reservation.status == _OFFERED]
+    if staff_id is not None:
+        conditions.append(Reservation.agent_id == staff_id)
+    if status == ReservationStatus.ACCEPTED.value:
+        conditions.append(Reservation.expires_at > now)
+    result = session.execute(
+        update(Reservation)
+        .where(*conditions)
+        .values(status=status, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    reservation = session.get(Reservation, reservation_id, populate_existing=True)
+    if reservation is None:
+        raise NotFound(f"no reservation {reservation_id}")
+    if getattr(result, "rowcount", 0) == 1:
+        return reservation
+    if staff_id is not None and reservation.agent_id != staff_id:
+        raise Conflict("this offer was made to another agent", reason="not_yours")
+    if reservation.status != _OFFERED:
+        raise Conflict(
+            f"this offer is already {reservation.status}", reason=f"already_{reservation.status}"
+        )
+    raise Conflict("this offer has expired", reason="expired")
+
+
+def _presence() -> Any:
+    # Engineer A's presence service owns missed offers; imported late to keep imports acyclic.
+    from router.services import presence
+
+    return presence
+
+
+def accept(db: Database, reservation_id: int, staff_id: int, now: datetime) -> ReservationView:
+    """Accept one's own open offer: the contact is assigned to the agent."""
+    with db.transaction() as session:
+        reservation = _decide(
+            session, reservation_id, staff_id, ReservationStatus.ACCEPTED.value, now
+        )
+        assigned = session.execute(
+            update(Contact)
+            .where(
+                Contact.id == reservation.contact_id,
+                Contact.status == _WAITING,
+                Contact.assigned_agent_id.is_(None),
+            )
+            .values(
+                status=ContactStatus.ACCEPTED.value,
+                assigned_agent_id=staff_id,
+                accepted_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(assigned, "rowcount", 0) != 1:
+            # Resolved or otherwise taken while offered: nothing is assigned (rolled back).
+            raise Conflict("the contact is no longer waiting", reason="contact_not_waiting")
+        session.add(
+            ContactEvent(
+                contact_id=reservation.contact_id,
+                at=now,
+                kind="assigned",
+                actor=f"agent:{staff_id}",
+                data={"agent_id": staff_id, "reservation_id": reservation.id},
+            )
+        )
+        agent = session.get(Agent, staff_id, populate_existing=True)
+        if agent is not None:
+            agent.idle_since = None
+            _presence().reset_missed_offers(session, agent)
+        return ReservationView.of(reservation)
+
+
+def reject(
+    db: Database, settings: Settings, reservation_id: int, staff_id: int, now: datetime
+) -> ReservationView:
+    """Reject one's own open offer: the slot is freed and the contact offered to the next agent."""
+    with db.transaction() as session:
+        reservation = _decide(
+            session, reservation_id, staff_id, ReservationStatus.REJECTED.value, now
+        )
+        agent = _free_slot(session, staff_id, reservation.channel, now)
+        if agent is not None:
+            _presence().reset_missed_offers(session, agent)
+        view = ReservationView.of(reservation)
+    _redispatch(db, settings, [view.contact_id], now)
+    return view
+
+
+def expire_due(db: Database, settings: Settings, now: datetime) -> int:
+    """Expire open offers past their time, free their slots, count the misses; redispatch."""
+    with db.transaction() as session:
+        statement = (
+            select(Reservation.id)
+            .where(Reservation.status == _OFFERED, Reservation.expires_at <= now)
+            .order_by(Reservation.expires_at, Reservation.id)
+            .limit(EXPIRE_BATCH)
+        )
+        if _is_postgres(session):
+            statement = statement.with_for_update(skip_locked=True)
+        contacts: list[int] = []
+        for reservation_id in list(session.scalars(statement)):
+            try:
+                reservation = _decide(
+                    session, reservation_id, None, ReservationStatus.EXPIRED.value, now
+                )
+            except Conflict:
+                continue  # accepted or rejected meanwhile
+            agent = _free_slot(session, reservation.agent_id, reservation.channel, now)
+            if agent is not None:
+                _presence().record_missed_offer(session, agent, now)
+            contacts.append(reservation.contact_id)
+    _redispatch(db, settings, contacts, now)
+    return len(contacts)
+
+
+def _redispatch(
+    db: Database, settings: Settings, contact_ids: Iterable[int], now: datetime
+) -> None:
+    """Offer contacts again after an offer ended; a failure waits for the scheduler's next run."""
+    for contact_id in contact_ids:
+        try:
+            dispatch_contact(db, settings, contact_id, now)
+        except Exception:
+            log.exception("could not offer contact %s again; the scheduler retries", contact_id)
+
+
+def offers_for(db: Database, staff_id: int, now: datetime) -> tuple[Offer, ...]:
+    """Return the agent's open offers, soonest to expire first."""
+    with db.session() as session:
+        if session.get(Agent, staff_id) is None:
+            raise NotFound(f"staff user {staff_id} has no agent profile")
+        rows = session.execute(
+            select(Reservation, Contact)
+            .join(Contact, Contact.id == Reservation.contact_id)
+            .where(
+                Reservation.agent_id == staff_id,
+                Reservation.status == _OFFERED,
+                Reservation.expires_at > now,
+            )
+            .order_by(Reservation.expires_at, Reservation.id)
+        ).all()
+        return tuple(
+            Offer(
+                reservation_id=reservation.id,
+                contact_id=contact.id,
+                reference=contact.reference,
+                channel=reservation.channel,
+                queue=contact.queue_key,
+                priority=contact.priority,
+                severity=contact.severity,
+                due_at=contact.due_at,
+                offered_at=reservation.offered_at,
+                expires_at=reservation.expires_at,
+                seconds_left=max(0, int((reservation.expires_at - now).total_seconds())),
+            )
+            for reservation, contact in rows
+        )
+
+
+def assignment_explain(db: Database, contact_id: int) -> Assignments:
+    """Return every offer made of a contact, oldest first, with why that agent was chosen."""
+    with db.session() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFound(f"no contact {contact_id}")
+        reservations = session.scalars(
+            select(Reservation)
+            .where(Reservation.contact_id == contact_id)
+            .order_by(Reservation.offered_at, Reservation.id)
+        )
+        return Assignments(
+            contact_id=contact.id,
+            status=contact.status,
+            assigned_agent_id=contact.assigned_agent_id,
+            reservations=tuple(ReservationView.of(r) for r in reservations),
+        )
