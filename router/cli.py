@@ -125,6 +125,10 @@ def demo_data() -> None:
         click.echo(f"  {email:<26} {account:<10} {tier}")
     click.echo(f"\nStaff console: {credentials.staff_email} / {credentials.staff_password}")
     click.echo(f"Staff API token (admin role): {credentials.staff_token}\n")
+    click.echo(f"Agents (console password {credentials.staff_password}):")
+    for email, role, presence in credentials.agents:
+        click.echo(f"  {email:<32} {role:<7} {presence}")
+    click.echo()
 
 
 def _choices(enum: type[Any]) -> click.Choice:  # type: ignore[type-arg]

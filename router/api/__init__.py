@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from router.api import accounts, contacts, explain, queues, regions, rules, staff
+from router.api import accounts, agents, contacts, explain, queues, regions, rules, staff
 from router.api.common import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -62,6 +62,7 @@ def init_api(app: Flask) -> Api:
         (accounts.blp, "/accounts"),
         (accounts.lockouts_blp, "/pin-lockouts"),
         (staff.blp, "/staff"),
+        (agents.blp, "/agents"),
         (staff.me_blp, "/me"),
         (staff.audit_blp, "/audit"),
     ):

@@ -164,7 +164,8 @@ def _skills(session: Session, value: Any, errors: dict[str, list[str]]) -> dict[
         else:
             found[queue] = level
     if found:
-        kinds = dict(session.execute(select(Queue.key, Queue.kind).where(Queue.key.in_(found))))
+        rows = session.execute(select(Queue.key, Queue.kind).where(Queue.key.in_(found)))
+        kinds = {key: kind for key, kind in rows}
         for queue in found:
             if queue not in kinds:
                 problems.append(f"no queue {queue}")

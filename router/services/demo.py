@@ -1,4 +1,4 @@
-"""Demo data for `make run`: a handful of accounts, admins, PINs and a staff user."""
+"""Demo data for `make run`: a handful of accounts, admins, PINs, a staff user and agents."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from sqlalchemy import func, select
 
 from config.policy import Policy
 from router.services.account_import import ImportSummary, import_accounts_csv
+from router.services.agents import create_agent
 from router.services.bootstrap import seed_policy_defaults
 from router.services.logins import create_staff, issue_token
+from router.services.presence import store_presence
 from router.store.db import Database
 from router.store.models import Account, StaffUser
+from router.store.models.agents import Agent
 
 DEMO_STAFF_EMAIL = "ops@support.example"
 DEMO_STAFF_PASSWORD = "demo-password-change-me"
@@ -87,6 +90,68 @@ _DEMO_ROWS = (
 )
 
 
+# Agents across teams, languages and regions: (email, name, role, languages, skills as
+# (queue, level), voice endpoint, presence). They log in with the demo staff password.
+_DEMO_AGENTS: tuple[
+    tuple[str, str, str, tuple[str, ...], tuple[tuple[str, int], ...], str | None, str], ...
+] = (
+    (
+        DEMO_STAFF_EMAIL,
+        "Demo Support Ops",
+        "admin",
+        ("en",),
+        (("escalations", 3), ("cse-general", 2)),
+        "client:ops",
+        "offline",
+    ),
+    (
+        "noa.levi@support.example",
+        "Noa Levi (Tel Aviv)",
+        "viewer",
+        ("he", "en"),
+        (("cse-windows", 3), ("cse-identity", 2), ("standard-chat", 1)),
+        "+97235551234",
+        "available",
+    ),
+    (
+        "raj.patel@support.example",
+        "Raj Patel (Bengaluru)",
+        "viewer",
+        ("en", "hi"),
+        (("cse-linux", 3), ("cse-windows", 2), ("professional-services", 2)),
+        "+919876543210",
+        "available",
+    ),
+    (
+        "claire.martin@support.example",
+        "Claire Martin (Paris)",
+        "viewer",
+        ("fr", "en"),
+        (("cse-mac", 3), ("trial-chat", 2), ("cse-general", 1)),
+        "sip:claire@pbx.support.example",
+        "away",
+    ),
+    (
+        "sam.taylor@support.example",
+        "Sam Taylor (Sydney)",
+        "viewer",
+        ("en",),
+        (("cse-devices", 2), ("cse-directory", 2), ("csm", 1), ("account-managers", 1)),
+        "client:sam.taylor",
+        "available",
+    ),
+    (
+        "jordan.lee@support.example",
+        "Jordan Lee (New York, supervisor)",
+        "editor",
+        ("en", "es"),
+        (("escalations", 3), ("cse-general", 2), ("standard-chat", 2)),
+        "+12025550143",
+        "offline",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class DemoCredentials:
     """What `make run` prints so a newcomer can try every channel."""
@@ -98,6 +163,7 @@ class DemoCredentials:
     staff_password: str
     staff_token: str
     summary: ImportSummary | None
+    agents: tuple[tuple[str, str, str], ...] = ()  # (email, role, presence)
 
 
 def load_demo_data(db: Database, policy: Policy, pepper: str, now: datetime) -> DemoCredentials:
@@ -118,6 +184,7 @@ def load_demo_data(db: Database, policy: Policy, pepper: str, now: datetime) -> 
             password=DEMO_STAFF_PASSWORD,
             actor="demo-data",
         )
+    _load_agents(db, now)
     token = issue_token(db, DEMO_STAFF_EMAIL, name=DEMO_TOKEN_NAME, actor="demo-data", replace=True)
     return DemoCredentials(
         loaded=empty,
@@ -127,7 +194,30 @@ def load_demo_data(db: Database, policy: Policy, pepper: str, now: datetime) -> 
         staff_password=DEMO_STAFF_PASSWORD,
         staff_token=token.token,
         summary=summary,
+        agents=tuple((row[0], row[2], row[6]) for row in _DEMO_AGENTS),
     )
+
+
+def _load_agents(db: Database, now: datetime) -> None:
+    """Add the demo agents that are missing (a second run changes nothing)."""
+    for email, name, role, languages, skills, endpoint, presence in _DEMO_AGENTS:
+        with db.session() as session:
+            staff_id = session.scalar(select(StaffUser.id).where(StaffUser.email == email))
+            has_agent = staff_id is not None and session.get(Agent, staff_id) is not None
+        if staff_id is None:
+            user = create_staff(
+                db, email, role, name=name, password=DEMO_STAFF_PASSWORD, actor="demo-data"
+            )
+            staff_id = user.id
+        if has_agent:
+            continue
+        profile = {
+            "languages": list(languages),
+            "skills": [{"queue": queue, "level": level} for queue, level in skills],
+            "voice_endpoint": endpoint,
+        }
+        create_agent(db, staff_id, profile, actor="demo-data", now=now)
+        store_presence(db, staff_id, presence, reason="demo", actor="demo-data", now=now)
 
 
 def _demo_csv(now: datetime) -> str:

@@ -80,19 +80,26 @@ def set_presence(
     now: datetime,
 ) -> AgentView:
     """Set an agent's presence (the same presence again changes nothing) and offer them work."""
+    if store_presence(db, staff_id, presence, reason=reason, actor=actor, now=now) is (
+        Presence.AVAILABLE
+    ):
+        _offer_work(db, settings, staff_id, now)
+    return get_agent(db, staff_id)
+
+
+def store_presence(
+    db: Database, staff_id: int, presence: str, *, reason: str | None, actor: str, now: datetime
+) -> Presence | None:
+    """Store a presence change and its event; return the new presence, None if unchanged."""
     value, reason = _check(presence, reason)
     with db.transaction() as session:
         find_staff(session, staff_id)
         agent = find_agent(session, staff_id, lock=True)
         if agent.presence == value.value:
-            changed = False
-        else:
-            # Away and offline keep the work in hand: the agent finishes or hands it over.
-            _change(session, agent, value, reason=reason, actor=actor, now=now)
-            changed = True
-    if changed and value is Presence.AVAILABLE:
-        _offer_work(db, settings, staff_id, now)
-    return get_agent(db, staff_id)
+            return None
+        # Away and offline keep the work in hand: the agent finishes or hands it over.
+        _change(session, agent, value, reason=reason, actor=actor, now=now)
+        return value
 
 
 def _offer_work(db: Database, settings: Settings, staff_id: int, now: datetime) -> None:
