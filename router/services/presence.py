@@ -6,7 +6,6 @@ out is set away by the router, so contacts stop waiting on someone who is not th
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 
@@ -104,10 +103,9 @@ def store_presence(
 
 def _offer_work(db: Database, settings: Settings, staff_id: int, now: datetime) -> None:
     """Offer waiting work to an agent who just became available."""
-    try:
-        dispatch = importlib.import_module("router.services.dispatch")
-    except ModuleNotFoundError:  # assignment not installed yet: the scheduler's retry covers it
-        return
+    # Imported here: the dispatcher calls back into this module (missed offers).
+    from router.services import dispatch
+
     try:
         dispatch.dispatch_agent(db, settings, staff_id, now)
     except Exception:
