@@ -99,7 +99,7 @@ def _runtime(settings: Settings, policy: Policy) -> Runtime:
         policy=policy,
         db=db,
         metrics=Metrics(),
-        intake=IntakeService(db, policy, RoutingCache(policy)),
+        intake=IntakeService(db, policy, RoutingCache(policy), settings=settings),
     )
 
 

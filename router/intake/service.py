@@ -8,13 +8,15 @@ decided in ``identity``.
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from config.policy import Policy
+from config.settings import Settings
 from router.core.calendar import BusinessCalendar
 from router.core.decision import RoutingOutcome, decide
 from router.core.domain import Category, ContactStatus, Severity, SlaState, Tier
@@ -25,20 +27,32 @@ from router.intake.decision_record import rejected_record, routed_record
 from router.intake.identity import Identity, IdentityError, identify
 from router.intake.request import ContactRequest, IntakeMode, IntakeResult
 from router.intake.unit_of_work import FollowUp, StoredContact
+from router.services.dispatch import dispatch_contact
 from router.services.routing import RoutingCache
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class IntakeService:
     """Turn contact requests into stored, routed contacts."""
 
-    def __init__(self, db: Database, policy: Policy, cache: RoutingCache) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        cache: RoutingCache,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
         self.db = db
         self.policy = policy
         self.cache = cache
+        # With settings, a new waiting contact is offered to an agent once stored (see _offer).
+        self.settings = settings
 
     def intake(self, request: ContactRequest) -> IntakeResult:
         """Store and route one contact, or return the one already stored for this delivery."""
@@ -52,13 +66,30 @@ class IntakeService:
         For a channel whose answer needs more than the result; see ``unit_of_work`` for what a
         follow-up may do and how a lost race reruns it on the first delivery's contact.
         """
-        return unit_of_work.run(
+        result, followed = unit_of_work.run(
             self.db,
             request.channel,
             request.external_id,
             lambda session: self._store(session, request),
             follow_up,
         )
+        self._offer(result)
+        return result, followed
+
+    def _offer(self, result: IntakeResult) -> None:
+        """Offer a contact just stored as waiting to an agent, after its transaction committed.
+
+        Never fails the intake: the contact is stored whatever happens here, and the
+        scheduler's dispatch job offers whatever is still waiting.
+        """
+        if self.settings is None or not result.created:
+            return
+        if result.status is not ContactStatus.WAITING:
+            return
+        try:
+            dispatch_contact(self.db, self.settings, result.contact_id, datetime.now(UTC))
+        except Exception:
+            log.exception("could not offer contact %s; the scheduler retries", result.contact_id)
 
     def attributes(
         self,

@@ -20,6 +20,7 @@ from config.policy import Policy
 from config.settings import Settings
 from router.scheduler import maintenance
 from router.scheduler.state import SWEEP_JOB, holder_name, record_run
+from router.services import dispatch
 from router.services.notify import Notifier
 from router.services.outbox import retry_email_outbox
 from router.services.sla_monitor import SlaMonitor
@@ -36,6 +37,11 @@ PIN_LOCKOUT_JOB = "pin-lockout-expiry"
 REPLAY_JOB = "replay-token-purge"
 LOGIN_STATE_JOB = "login-state-purge"
 EMAIL_OUTBOX_JOB = "email-outbox"
+DISPATCH_JOB = "dispatch-offers"
+# Offers time out in 20 s at the shortest: expiring them every 2 s keeps a missed one short.
+DISPATCH_INTERVAL_SECONDS = 2
+# Offers one dispatch run makes at most; the next run, 2 s later, goes on.
+DISPATCH_MAX_OFFERS = 200
 
 
 @dataclass
@@ -96,6 +102,7 @@ def specs(settings: Settings) -> tuple[JobSpec, ...]:
         JobSpec(REPLAY_JOB, f"{__name__}:replay_token_purge", housekeeping, "Replay tokens"),
         JobSpec(LOGIN_STATE_JOB, f"{__name__}:login_state_purge", housekeeping, "Log-in state"),
         JobSpec(EMAIL_OUTBOX_JOB, f"{__name__}:email_outbox_retry", sweep, "Email replies"),
+        JobSpec(DISPATCH_JOB, f"{__name__}:dispatch_offers", DISPATCH_INTERVAL_SECONDS, "Offers"),
     )
 
 
@@ -202,6 +209,19 @@ def email_outbox_retry() -> dict[str, Any]:
     return _run(EMAIL_OUTBOX_JOB, work)
 
 
+def dispatch_offers() -> dict[str, Any]:
+    """Expire offers past their time, then offer waiting contacts to free agents."""
+
+    def work(ctx: JobContext, now: datetime) -> dict[str, Any]:
+        expired = dispatch.expire_due(ctx.db, ctx.settings, now)
+        offered = dispatch.dispatch_free_agents(
+            ctx.db, ctx.settings, now, max_offers=DISPATCH_MAX_OFFERS
+        )
+        return {"expired": expired, "offered": offered}
+
+    return _run(DISPATCH_JOB, work)
+
+
 def run_all_once() -> dict[str, dict[str, Any]]:
     """Run every job once, in order (``scheduler --once``); a failure does not stop the rest."""
     results: dict[str, dict[str, Any]] = {}
@@ -213,6 +233,7 @@ def run_all_once() -> dict[str, dict[str, Any]]:
         replay_token_purge,
         login_state_purge,
         email_outbox_retry,
+        dispatch_offers,
     ):
         results[job.__name__] = _safely(job)
     return results

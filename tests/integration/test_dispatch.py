@@ -385,3 +385,45 @@ def test_concurrent_dispatchers_never_double_offer(url: str, settings: Settings)
             )
             assert row.load_email == held <= row.capacity_email
     main.dispose()
+
+
+def test_the_dispatch_job_expires_and_offers(db: Database, settings: Settings) -> None:
+    desk = Desk(db)
+    slow = desk.agent(idle_since=NOW - timedelta(hours=1))
+    contact = desk.contact()
+    dispatch.dispatch_contact(db, settings, contact, NOW)
+    backup = desk.agent(idle_since=NOW)  # joins after the offer: the job must find it
+    later = NOW + timedelta(seconds=121)
+
+    assert dispatch.expire_due(db, settings, later) >= 1  # other tests' offers may expire too
+    assert [o.agent_id for o in offers(db, contact_id=contact)] == [slow, backup]
+    waiting = desk.contact()
+    assert dispatch.dispatch_free_agents(db, settings, later) >= 1
+    assert offers(db, contact_id=waiting)[0].agent_id == slow
+
+
+def test_intake_offers_a_new_waiting_contact_after_commit(db: Database, settings: Settings) -> None:
+    from router.intake.request import IntakeResult
+    from router.intake.service import IntakeService
+
+    desk = Desk(db)
+    agent = desk.agent()
+    contact = desk.contact()
+    service = IntakeService.__new__(IntakeService)
+    service.db, service.settings = db, settings
+    result = IntakeResult(
+        contact_id=contact,
+        reference=f"C-{contact}",
+        created=True,
+        status=ContactStatus.WAITING,
+        access=None,
+        queue=desk.key,
+        priority=50,
+        sla_policy=None,
+        due_at=None,
+        next_open_at=None,
+    )
+    service._offer(result)
+    assert [o.agent_id for o in offers(db, contact_id=contact)] == [agent]
+    service.db = None  # type: ignore[assignment]  # dispatching fails: the intake must not
+    service._offer(result)

@@ -124,6 +124,7 @@ def test_jobs_are_stored_under_fixed_ids_and_keep_their_run_times(
             "replay-token-purge",
             "login-state-purge",
             "email-outbox",
+            "dispatch-offers",
         }
         sweep = stored["sla-sweep"]
         assert sweep.func_ref == "router.scheduler.jobs:sla_sweep"
