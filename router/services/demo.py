@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import func, select
+from argon2 import PasswordHasher
+from sqlalchemy import func, select, update
 
 from config.policy import Policy
 from router.services.account_import import ImportSummary, import_accounts_csv
@@ -198,6 +200,13 @@ def load_demo_data(db: Database, policy: Policy, pepper: str, now: datetime) -> 
     )
 
 
+@cache
+def _demo_password_hash() -> str:
+    """Return one hash of the published demo password for every demo agent."""
+    # Hashing is slow on purpose (about 0.2 s); tests load the demo data many times over.
+    return PasswordHasher().hash(DEMO_STAFF_PASSWORD)
+
+
 def _load_agents(db: Database, now: datetime) -> None:
     """Add the demo agents that are missing (a second run changes nothing)."""
     for email, name, role, languages, skills, endpoint, presence in _DEMO_AGENTS:
@@ -205,10 +214,14 @@ def _load_agents(db: Database, now: datetime) -> None:
             staff_id = session.scalar(select(StaffUser.id).where(StaffUser.email == email))
             has_agent = staff_id is not None and session.get(Agent, staff_id) is not None
         if staff_id is None:
-            user = create_staff(
-                db, email, role, name=name, password=DEMO_STAFF_PASSWORD, actor="demo-data"
-            )
+            user = create_staff(db, email, role, name=name, actor="demo-data")
             staff_id = user.id
+            with db.transaction() as session:
+                session.execute(
+                    update(StaffUser)
+                    .where(StaffUser.id == staff_id)
+                    .values(password_hash=_demo_password_hash())
+                )
         if has_agent:
             continue
         profile = {
