@@ -7,7 +7,17 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from router.api import accounts, agents, contacts, explain, queues, regions, rules, staff
+from router.api import (
+    accounts,
+    agents,
+    contacts,
+    explain,
+    queues,
+    regions,
+    reservations,
+    rules,
+    staff,
+)
 from router.api.common import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -65,6 +75,7 @@ def init_api(app: Flask) -> Api:
         (agents.blp, "/agents"),
         (staff.me_blp, "/me"),
         (staff.audit_blp, "/audit"),
+        (reservations.blp, ""),
     ):
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{prefix}")
     return api
