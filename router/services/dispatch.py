@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,11 +36,34 @@ from router.core.assignment import (
 )
 from router.core.domain import Channel, ContactStatus, Presence, ReservationStatus, Strategy
 from router.services.errors import Conflict, NotFound
+from router.services.offers import (
+    Assignments,
+    Offer,
+    ReservationView,
+    assignment_explain,
+    offers_for,
+)
 from router.store.db import Database
 from router.store.models import Contact, ContactEvent, Queue
 from router.store.models.agents import CHANNELS, Agent, AgentSkill, Reservation
 
 log = logging.getLogger(__name__)
+
+# What dispatch offers callers: reading offers lives in router.services.offers.
+__all__ = [
+    "Assignments",
+    "Offer",
+    "ReservationView",
+    "accept",
+    "assignment_explain",
+    "dispatch_agent",
+    "dispatch_contact",
+    "dispatch_free_agents",
+    "expire_due",
+    "offer_timeout",
+    "offers_for",
+    "reject",
+]
 
 # Waiting contacts read per queue when an agent frees up: the head of the order is enough.
 WAITING_BATCH = 200
@@ -66,63 +88,6 @@ _SQL_ORDER = (
 _NO_OPEN_OFFER = ~exists().where(
     Reservation.contact_id == Contact.id, Reservation.status == _OFFERED
 )
-
-
-@dataclass(frozen=True)
-class ReservationView:
-    """An offer of a contact to an agent and how it ended."""
-
-    id: int
-    contact_id: int
-    agent_id: int
-    channel: str
-    status: str
-    offered_at: datetime
-    expires_at: datetime
-    decided_at: datetime | None
-    explain: dict[str, Any]
-
-    @classmethod
-    def of(cls, reservation: Reservation) -> ReservationView:
-        """Return the view of a stored reservation."""
-        return cls(
-            id=reservation.id,
-            contact_id=reservation.contact_id,
-            agent_id=reservation.agent_id,
-            channel=reservation.channel,
-            status=reservation.status,
-            offered_at=reservation.offered_at,
-            expires_at=reservation.expires_at,
-            decided_at=reservation.decided_at,
-            explain=dict(reservation.explain or {}),
-        )
-
-
-@dataclass(frozen=True)
-class Offer:
-    """An open offer, as the agent it is made to sees it."""
-
-    reservation_id: int
-    contact_id: int
-    reference: str
-    channel: str
-    queue: str | None
-    priority: int
-    severity: str
-    due_at: datetime | None
-    offered_at: datetime
-    expires_at: datetime
-    seconds_left: int
-
-
-@dataclass(frozen=True)
-class Assignments:
-    """A contact's assigned agent and every offer made of it, with why that agent."""
-
-    contact_id: int
-    status: str
-    assigned_agent_id: int | None
-    reservations: tuple[ReservationView, ...]
 
 
 def offer_timeout(settings: Settings, channel: Channel | str) -> timedelta:
@@ -531,55 +496,3 @@ def _redispatch(
             dispatch_contact(db, settings, contact_id, now)
         except Exception:
             log.exception("could not offer contact %s again; the scheduler retries", contact_id)
-
-
-def offers_for(db: Database, staff_id: int, now: datetime) -> tuple[Offer, ...]:
-    """Return the agent's open offers, soonest to expire first."""
-    with db.session() as session:
-        if session.get(Agent, staff_id) is None:
-            raise NotFound(f"staff user {staff_id} has no agent profile")
-        rows = session.execute(
-            select(Reservation, Contact)
-            .join(Contact, Contact.id == Reservation.contact_id)
-            .where(
-                Reservation.agent_id == staff_id,
-                Reservation.status == _OFFERED,
-                Reservation.expires_at > now,
-            )
-            .order_by(Reservation.expires_at, Reservation.id)
-        ).all()
-        return tuple(
-            Offer(
-                reservation_id=reservation.id,
-                contact_id=contact.id,
-                reference=contact.reference,
-                channel=reservation.channel,
-                queue=contact.queue_key,
-                priority=contact.priority,
-                severity=contact.severity,
-                due_at=contact.due_at,
-                offered_at=reservation.offered_at,
-                expires_at=reservation.expires_at,
-                seconds_left=max(0, int((reservation.expires_at - now).total_seconds())),
-            )
-            for reservation, contact in rows
-        )
-
-
-def assignment_explain(db: Database, contact_id: int) -> Assignments:
-    """Return every offer made of a contact, oldest first, with why that agent was chosen."""
-    with db.session() as session:
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise NotFound(f"no contact {contact_id}")
-        reservations = session.scalars(
-            select(Reservation)
-            .where(Reservation.contact_id == contact_id)
-            .order_by(Reservation.offered_at, Reservation.id)
-        )
-        return Assignments(
-            contact_id=contact.id,
-            status=contact.status,
-            assigned_agent_id=contact.assigned_agent_id,
-            reservations=tuple(ReservationView.of(r) for r in reservations),
-        )
