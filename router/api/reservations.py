@@ -12,8 +12,8 @@ from router.api.auth import current_staff
 from router.api.common import instant, make_blueprint, now, protected, responds
 from router.core.domain import StaffRole
 from router.runtime import runtime
-from router.services import dispatch
-from router.services.dispatch import Assignments, Offer, ReservationView
+from router.services import offers, reservations
+from router.services.offers import Assignments, Offer, ReservationView
 
 blp = make_blueprint("reservations", "Offers of contacts to agents")
 
@@ -76,8 +76,8 @@ class MyOffers(MethodView):
     @responds(blp, 404)
     def get(self) -> dict[str, Any]:
         """List the caller's open offers (404: the caller is not an agent)."""
-        offers: tuple[Offer, ...] = dispatch.offers_for(runtime().db, current_staff().id, now())
-        return {"items": offers}
+        mine: tuple[Offer, ...] = offers.offers_for(runtime().db, current_staff().id, now())
+        return {"items": mine}
 
 
 @blp.route(f"/reservations/<{ID}:reservation_id>/accept")
@@ -90,7 +90,7 @@ class AcceptOffer(MethodView):
     def post(self, reservation_id: int) -> ReservationView:
         """Accept one's own open offer: the contact is assigned to the caller (409: not yours,
         expired or already decided; the reason says which)."""
-        return dispatch.accept(runtime().db, reservation_id, current_staff().id, now())
+        return reservations.accept(runtime().db, reservation_id, current_staff().id, now())
 
 
 @blp.route(f"/reservations/<{ID}:reservation_id>/reject")
@@ -104,7 +104,7 @@ class RejectOffer(MethodView):
         """Reject one's own open offer: the contact is offered to the next agent (409: not
         yours or already decided)."""
         rt = runtime()
-        return dispatch.reject(rt.db, rt.settings, reservation_id, current_staff().id, now())
+        return reservations.reject(rt.db, rt.settings, reservation_id, current_staff().id, now())
 
 
 @blp.route(f"/contacts/<{ID}:contact_id>/assignments")
@@ -116,4 +116,4 @@ class ContactAssignments(MethodView):
     @responds(blp, 404)
     def get(self, contact_id: int) -> Assignments:
         """Show every offer made of a contact, with each one's explain."""
-        return dispatch.assignment_explain(runtime().db, contact_id)
+        return offers.assignment_explain(runtime().db, contact_id)

@@ -20,7 +20,7 @@ from config.policy import Policy
 from config.settings import Settings
 from router.scheduler import maintenance
 from router.scheduler.state import SWEEP_JOB, holder_name, record_run
-from router.services import dispatch
+from router.services import dispatch, reservations
 from router.services.notify import Notifier
 from router.services.outbox import retry_email_outbox
 from router.services.sla_monitor import SlaMonitor
@@ -213,7 +213,7 @@ def dispatch_offers() -> dict[str, Any]:
     """Expire offers past their time, then offer waiting contacts to free agents."""
 
     def work(ctx: JobContext, now: datetime) -> dict[str, Any]:
-        expired = dispatch.expire_due(ctx.db, ctx.settings, now)
+        expired = reservations.expire_due(ctx.db, ctx.settings, now)
         offered = dispatch.dispatch_free_agents(
             ctx.db, ctx.settings, now, max_offers=DISPATCH_MAX_OFFERS
         )

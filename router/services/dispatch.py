@@ -1,4 +1,4 @@
-"""Dispatch: offer waiting contacts to agents (reservations), and accept, reject or expire offers.
+"""Dispatch: offer waiting contacts to agents (reservations); deciding offers is reservations.py.
 
 Every decision (serving order, who may take a contact, the queue's strategy, the explain) is
 router.core.assignment's; this module reads the store, asks it, and writes the outcome safely
@@ -11,8 +11,7 @@ for any number of processes dispatching at once:
 * on PostgreSQL the contact being offered is locked with SKIP LOCKED, so concurrent
   dispatchers pass over it instead of waiting; SQLite's single writer serialises them.
 
-Each offer is its own short transaction; accept, reject and expiry decide a reservation with a
-conditional UPDATE too, so two of them never both win.
+Each offer is its own short transaction.
 """
 
 from __future__ import annotations
@@ -35,42 +34,19 @@ from router.core.assignment import (
     next_contact,
 )
 from router.core.domain import Channel, ContactStatus, Presence, ReservationStatus, Strategy
-from router.services.errors import Conflict, NotFound
-from router.services.offers import (
-    Assignments,
-    Offer,
-    ReservationView,
-    assignment_explain,
-    offers_for,
-)
 from router.store.db import Database
-from router.store.models import Contact, ContactEvent, Queue
+from router.store.models import Contact, Queue
 from router.store.models.agents import CHANNELS, Agent, AgentSkill, Reservation
 
 log = logging.getLogger(__name__)
 
-# What dispatch offers callers: reading offers lives in router.services.offers.
-__all__ = [
-    "Assignments",
-    "Offer",
-    "ReservationView",
-    "accept",
-    "assignment_explain",
-    "dispatch_agent",
-    "dispatch_contact",
-    "dispatch_free_agents",
-    "expire_due",
-    "offer_timeout",
-    "offers_for",
-    "reject",
-]
+__all__ = ["dispatch_agent", "dispatch_contact", "dispatch_free_agents", "offer_timeout"]
 
 # Waiting contacts read per queue when an agent frees up: the head of the order is enough.
 WAITING_BATCH = 200
 # Offers one dispatch_agent call makes at most (an agent's capacity is at most 100 a channel).
 MAX_OFFERS_PER_AGENT = 50
 # Reservations one expire_due call decides at most; the next run takes the rest.
-EXPIRE_BATCH = 500
 
 _OFFERED = ReservationStatus.OFFERED.value
 _WAITING = ContactStatus.WAITING.value
@@ -97,7 +73,7 @@ def offer_timeout(settings: Settings, channel: Channel | str) -> timedelta:
 
 
 def _agent_state(agent: Agent) -> AgentState:
-    # The one conversion of a stored agent (engineer A's agents service owns it).
+    # Imported late: the agents service imports this module's callers (presence → dispatch).
     from router.services.agents import agent_state
 
     return agent_state(agent)
@@ -173,25 +149,11 @@ def _take_slot(session: Session, agent_id: int, channel: str, now: datetime) -> 
     result = session.execute(
         update(Agent)
         .where(Agent.staff_user_id == agent_id, Agent.presence == _AVAILABLE, load < capacity)
-        .values({load: load + 1, Agent.last_offered_at: now})
+        # An agent holding an offer is no longer idle: longest-idle spreads offers, not piles them.
+        .values({load: load + 1, Agent.last_offered_at: now, Agent.idle_since: None})
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
-
-
-def _free_slot(session: Session, agent_id: int, channel: str, now: datetime) -> Agent | None:
-    """Give back one of the agent's slots; an agent left with no work is idle from ``now``."""
-    load = getattr(Agent, f"load_{channel}")
-    session.execute(
-        update(Agent)
-        .where(Agent.staff_user_id == agent_id, load > 0)
-        .values({load: load - 1})
-        .execution_options(synchronize_session=False)
-    )
-    agent = session.get(Agent, agent_id, populate_existing=True)
-    if agent is not None and not any(getattr(agent, f"load_{c}") for c in CHANNELS):
-        agent.idle_since = now
-    return agent
 
 
 def _offer(
@@ -366,133 +328,3 @@ def dispatch_free_agents(
             break
         made += len(dispatch_agent(db, settings, staff_id, now, limit=max_offers - made))
     return made
-
-
-def _decide(
-    session: Session, reservation_id: int, staff_id: int | None, status: str, now: datetime
-) -> Reservation:
-    """Move an open offer to ``status`` with one conditional UPDATE, or raise why not."""
-    conditions = [Reservation.id == reservation_id, Reservation.status == _OFFERED]
-    if staff_id is not None:
-        conditions.append(Reservation.agent_id == staff_id)
-    if status == ReservationStatus.ACCEPTED.value:
-        conditions.append(Reservation.expires_at > now)
-    result = session.execute(
-        update(Reservation)
-        .where(*conditions)
-        .values(status=status, decided_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    reservation = session.get(Reservation, reservation_id, populate_existing=True)
-    if reservation is None:
-        raise NotFound(f"no reservation {reservation_id}")
-    if getattr(result, "rowcount", 0) == 1:
-        return reservation
-    if staff_id is not None and reservation.agent_id != staff_id:
-        raise Conflict("this offer was made to another agent", reason="not_yours")
-    if reservation.status != _OFFERED:
-        raise Conflict(
-            f"this offer is already {reservation.status}", reason=f"already_{reservation.status}"
-        )
-    raise Conflict("this offer has expired", reason="expired")
-
-
-def _presence() -> Any:
-    # Engineer A's presence service owns missed offers; imported late to keep imports acyclic.
-    from router.services import presence
-
-    return presence
-
-
-def accept(db: Database, reservation_id: int, staff_id: int, now: datetime) -> ReservationView:
-    """Accept one's own open offer: the contact is assigned to the agent."""
-    with db.transaction() as session:
-        reservation = _decide(
-            session, reservation_id, staff_id, ReservationStatus.ACCEPTED.value, now
-        )
-        assigned = session.execute(
-            update(Contact)
-            .where(
-                Contact.id == reservation.contact_id,
-                Contact.status == _WAITING,
-                Contact.assigned_agent_id.is_(None),
-            )
-            .values(
-                status=ContactStatus.ACCEPTED.value,
-                assigned_agent_id=staff_id,
-                accepted_at=now,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(assigned, "rowcount", 0) != 1:
-            # Resolved or otherwise taken while offered: nothing is assigned (rolled back).
-            raise Conflict("the contact is no longer waiting", reason="contact_not_waiting")
-        session.add(
-            ContactEvent(
-                contact_id=reservation.contact_id,
-                at=now,
-                kind="assigned",
-                actor=f"agent:{staff_id}",
-                data={"agent_id": staff_id, "reservation_id": reservation.id},
-            )
-        )
-        agent = session.get(Agent, staff_id, populate_existing=True)
-        if agent is not None:
-            agent.idle_since = None
-            _presence().reset_missed_offers(session, agent)
-        return ReservationView.of(reservation)
-
-
-def reject(
-    db: Database, settings: Settings, reservation_id: int, staff_id: int, now: datetime
-) -> ReservationView:
-    """Reject one's own open offer: the slot is freed and the contact offered to the next agent."""
-    with db.transaction() as session:
-        reservation = _decide(
-            session, reservation_id, staff_id, ReservationStatus.REJECTED.value, now
-        )
-        agent = _free_slot(session, staff_id, reservation.channel, now)
-        if agent is not None:
-            _presence().reset_missed_offers(session, agent)
-        view = ReservationView.of(reservation)
-    _redispatch(db, settings, [view.contact_id], now)
-    return view
-
-
-def expire_due(db: Database, settings: Settings, now: datetime) -> int:
-    """Expire open offers past their time, free their slots, count the misses; redispatch."""
-    with db.transaction() as session:
-        statement = (
-            select(Reservation.id)
-            .where(Reservation.status == _OFFERED, Reservation.expires_at <= now)
-            .order_by(Reservation.expires_at, Reservation.id)
-            .limit(EXPIRE_BATCH)
-        )
-        if _is_postgres(session):
-            statement = statement.with_for_update(skip_locked=True)
-        contacts: list[int] = []
-        for reservation_id in list(session.scalars(statement)):
-            try:
-                reservation = _decide(
-                    session, reservation_id, None, ReservationStatus.EXPIRED.value, now
-                )
-            except Conflict:
-                continue  # accepted or rejected meanwhile
-            agent = _free_slot(session, reservation.agent_id, reservation.channel, now)
-            if agent is not None:
-                _presence().record_missed_offer(session, agent, now)
-            contacts.append(reservation.contact_id)
-    _redispatch(db, settings, contacts, now)
-    return len(contacts)
-
-
-def _redispatch(
-    db: Database, settings: Settings, contact_ids: Iterable[int], now: datetime
-) -> None:
-    """Offer contacts again after an offer ended; a failure waits for the scheduler's next run."""
-    for contact_id in contact_ids:
-        try:
-            dispatch_contact(db, settings, contact_id, now)
-        except Exception:
-            log.exception("could not offer contact %s again; the scheduler retries", contact_id)

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from router.core.domain import ContactStatus, Presence, ReservationStatus, Strategy
-from router.services import dispatch
+from router.services import dispatch, reservations
+from router.services import offers as offer_reads
 from router.services.errors import Conflict, NotFound
 from router.store import migrate
 from router.store.db import Database
@@ -221,6 +222,20 @@ def test_round_robin_offers_the_least_recently_offered(db: Database, settings: S
     assert picked[2:] == picked[:2]
 
 
+def test_longest_idle_spreads_offers_instead_of_piling_them(
+    db: Database, settings: Settings
+) -> None:
+    """An agent holding an offer is no longer idle: the next contact goes to the other agent."""
+    desk = Desk(db)
+    longest = desk.agent(capacity=3, idle_since=NOW - timedelta(hours=1))
+    other = desk.agent(capacity=3, idle_since=NOW - timedelta(minutes=5))
+    contacts = [desk.contact(received=second_) for second_ in range(2)]
+    for second_, contact in enumerate(contacts):
+        dispatch.dispatch_contact(db, settings, contact, NOW + timedelta(seconds=second_))
+    offered = [offers(db, contact_id=contact)[0].agent_id for contact in contacts]
+    assert offered == [longest, other]
+
+
 def test_accept_assigns_the_contact(db: Database, settings: Settings) -> None:
     desk = Desk(db)
     agent, other = desk.agent(), desk.agent(presence=Presence.AWAY)
@@ -229,12 +244,12 @@ def test_accept_assigns_the_contact(db: Database, settings: Settings) -> None:
     assert reservation_id is not None
 
     with pytest.raises(Conflict) as not_yours:
-        dispatch.accept(db, reservation_id, other, NOW)
+        reservations.accept(db, reservation_id, other, NOW)
     assert not_yours.value.details["reason"] == "not_yours"
     with pytest.raises(NotFound):
-        dispatch.accept(db, 10**9, agent, NOW)
+        reservations.accept(db, 10**9, agent, NOW)
 
-    view = dispatch.accept(db, reservation_id, agent, NOW + timedelta(seconds=5))
+    view = reservations.accept(db, reservation_id, agent, NOW + timedelta(seconds=5))
 
     assert view.status == ReservationStatus.ACCEPTED.value
     with db.session() as session:
@@ -246,7 +261,7 @@ def test_accept_assigns_the_contact(db: Database, settings: Settings) -> None:
         assert "assigned" in list(kinds)
     assert agent_row(db, agent).load_email == 1  # the offer's slot is now the work's
     with pytest.raises(Conflict) as again:
-        dispatch.accept(db, reservation_id, agent, NOW)
+        reservations.accept(db, reservation_id, agent, NOW)
     assert again.value.details["reason"] == "already_accepted"
 
 
@@ -256,7 +271,7 @@ def test_an_expired_offer_cannot_be_accepted(db: Database, settings: Settings) -
     reservation_id = dispatch.dispatch_contact(db, settings, desk.contact(), NOW)
     assert reservation_id is not None
     with pytest.raises(Conflict) as late:
-        dispatch.accept(db, reservation_id, agent, NOW + timedelta(seconds=121))
+        reservations.accept(db, reservation_id, agent, NOW + timedelta(seconds=121))
     assert late.value.details["reason"] == "expired"
 
 
@@ -268,7 +283,7 @@ def test_reject_offers_the_contact_to_the_next_agent(db: Database, settings: Set
     reservation_id = dispatch.dispatch_contact(db, settings, contact, NOW)
     assert reservation_id is not None
 
-    dispatch.reject(db, settings, reservation_id, first, NOW)
+    reservations.reject(db, settings, reservation_id, first, NOW)
 
     made = offers(db, contact_id=contact)
     assert [(o.agent_id, o.status) for o in made] == [(first, "rejected"), (second, "offered")]
@@ -288,7 +303,7 @@ def test_expiry_moves_on_and_two_misses_set_the_agent_away(
     dispatch.dispatch_contact(db, settings, first, NOW)
     later = NOW + timedelta(seconds=121)
 
-    assert dispatch.expire_due(db, settings, later) >= 1
+    assert reservations.expire_due(db, settings, later) >= 1
 
     assert [(o.agent_id, o.status) for o in offers(db, contact_id=first)] == [
         (slow, "expired"),
@@ -298,7 +313,7 @@ def test_expiry_moves_on_and_two_misses_set_the_agent_away(
     # Its next offer: the first contact is no longer for it (it let that offer expire).
     dispatch.dispatch_agent(db, settings, slow, later)
     assert offers(db, contact_id=second)[0].agent_id == slow
-    dispatch.expire_due(db, settings, later + timedelta(seconds=121))
+    reservations.expire_due(db, settings, later + timedelta(seconds=121))
     missed = agent_row(db, slow)
     assert (missed.presence, missed.presence_reason, missed.load_email) == (
         "away",
@@ -314,13 +329,13 @@ def test_offers_for_and_the_explain(db: Database, settings: Settings) -> None:
     contact = desk.contact(severity="S1", due_in=30)
     dispatch.dispatch_contact(db, settings, contact, NOW)
 
-    (offer,) = dispatch.offers_for(db, agent, NOW + timedelta(seconds=20))
+    (offer,) = offer_reads.offers_for(db, agent, NOW + timedelta(seconds=20))
     assert (offer.contact_id, offer.reference, offer.severity) == (contact, f"C-{contact}", "S1")
     assert offer.seconds_left == 100
-    explained = dispatch.assignment_explain(db, contact)
+    explained = offer_reads.assignment_explain(db, contact)
     assert explained.reservations[0].explain["agent_id"] == agent
     with pytest.raises(NotFound):
-        dispatch.offers_for(db, 10**9, NOW)
+        offer_reads.offers_for(db, 10**9, NOW)
 
 
 def test_non_human_queues_and_unrouted_contacts_are_not_offered(
@@ -395,7 +410,7 @@ def test_the_dispatch_job_expires_and_offers(db: Database, settings: Settings) -
     backup = desk.agent(idle_since=NOW)  # joins after the offer: the job must find it
     later = NOW + timedelta(seconds=121)
 
-    assert dispatch.expire_due(db, settings, later) >= 1  # other tests' offers may expire too
+    assert reservations.expire_due(db, settings, later) >= 1  # other tests' offers may expire too
     assert [o.agent_id for o in offers(db, contact_id=contact)] == [slow, backup]
     waiting = desk.contact()
     assert dispatch.dispatch_free_agents(db, settings, later) >= 1
