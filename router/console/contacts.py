@@ -8,6 +8,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from router.console.desk import staff_names
 from router.console.views import (
     actor,
     blueprint,
@@ -22,6 +23,7 @@ from router.runtime import runtime
 from router.services import contact_changes
 from router.services import contacts as contacts_service
 from router.services.errors import Invalid, NotFound, ServiceError
+from router.services.offers import assignment_explain
 from router.services.queues import list_queues
 
 FILTERS = ("queue", "channel", "tier", "sla_state", "account", "status", "severity", "q")
@@ -72,7 +74,23 @@ def contact(contact_id: int) -> str | tuple[str, int]:
         data = contacts_service.get_contact(runtime().db, contact_id, now())
     except NotFound as exc:
         return render_template("console/error.html", title="Not found", message=exc.message), 404
-    return render_template("console/contact.html", contact=data, severities=CHOICES["severity"])
+    assignments = assignment_explain(runtime().db, contact_id)
+    named = {r.agent_id for r in assignments.reservations}
+    if assignments.assigned_agent_id is not None:
+        named.add(assignments.assigned_agent_id)
+    for reservation in assignments.reservations:
+        named.update(
+            int(c["agent_id"])
+            for c in reservation.explain.get("candidates", [])
+            if isinstance(c, dict) and isinstance(c.get("agent_id"), int)
+        )
+    return render_template(
+        "console/contact.html",
+        contact=data,
+        severities=CHOICES["severity"],
+        assignments=assignments,
+        agent_names=staff_names(named),
+    )
 
 
 def _done(contact_id: int) -> BaseResponse:

@@ -349,6 +349,7 @@ import router.console.accounts  # noqa: E402
 import router.console.audit  # noqa: E402
 import router.console.calendars  # noqa: E402
 import router.console.contacts  # noqa: E402
+import router.console.desk  # noqa: E402
 import router.console.queues  # noqa: E402
 import router.console.rule_editor  # noqa: E402
 import router.console.rules  # noqa: E402, F401
