@@ -8,7 +8,6 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from router.console.desk import staff_names
 from router.console.views import (
     actor,
     blueprint,
@@ -20,10 +19,9 @@ from router.console.views import (
 from router.core.domain import Category, Channel, ContactStatus, Severity, SlaState, StaffRole, Tier
 from router.core.validation import parse_instant
 from router.runtime import runtime
-from router.services import contact_changes
+from router.services import contact_changes, offers
 from router.services import contacts as contacts_service
 from router.services.errors import Invalid, NotFound, ServiceError
-from router.services.offers import assignment_explain
 from router.services.queues import list_queues
 
 FILTERS = ("queue", "channel", "tier", "sla_state", "account", "status", "severity", "q")
@@ -74,7 +72,7 @@ def contact(contact_id: int) -> str | tuple[str, int]:
         data = contacts_service.get_contact(runtime().db, contact_id, now())
     except NotFound as exc:
         return render_template("console/error.html", title="Not found", message=exc.message), 404
-    assignments = assignment_explain(runtime().db, contact_id)
+    assignments = offers.assignment_explain(runtime().db, contact_id)
     named = {r.agent_id for r in assignments.reservations}
     if assignments.assigned_agent_id is not None:
         named.add(assignments.assigned_agent_id)
@@ -89,7 +87,7 @@ def contact(contact_id: int) -> str | tuple[str, int]:
         contact=data,
         severities=CHOICES["severity"],
         assignments=assignments,
-        agent_names=staff_names(named),
+        agent_names=offers.staff_names(runtime().db, named),
     )
 
 

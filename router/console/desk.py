@@ -7,10 +7,7 @@ refused one (an offer taken, expired or someone else's) is flashed, never an err
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from router.console.views import (
@@ -22,69 +19,21 @@ from router.console.views import (
     page_args,
     report,
 )
-from router.core.domain import ContactStatus, Presence, StaffRole
+from router.core.domain import Presence, StaffRole
 from router.runtime import runtime
-from router.services import contacts as contacts_service
+from router.services import offers, reservations
 from router.services import presence as presence_service
-from router.services import reservations
 from router.services.agents import AgentView, get_agent, list_agents
-from router.services.contacts import ContactSummary
 from router.services.errors import NotFound, ServiceError
-from router.services.offers import offers_for
-from router.store.models import Contact, StaffUser
 from router.store.models.agents import CHANNELS
 
-# "My work" lists at most this many contacts, the soonest due first.
-MY_WORK_LIMIT = 100
 PRESENCES = [member.value for member in Presence]
-_RESOLVED = ContactStatus.RESOLVED.value
 
 
 def _staff_id() -> int:
     user = current_user()
     assert user is not None  # login_required ran first
     return user.id
-
-
-def my_work(staff_id: int) -> list[ContactSummary]:
-    """Return the unresolved contacts assigned to an agent, the soonest due first."""
-    at = now()
-    statement = (
-        select(Contact)
-        .where(Contact.assigned_agent_id == staff_id, Contact.status != _RESOLVED)
-        .order_by(Contact.due_at.is_(None), Contact.due_at, Contact.id)
-        .limit(MY_WORK_LIMIT)
-    )
-    with runtime().db.session() as session:
-        return [contacts_service.summary(contact, at) for contact in session.scalars(statement)]
-
-
-def work_counts(agent_ids: Iterable[int]) -> dict[int, int]:
-    """Return how many unresolved contacts each agent has assigned."""
-    ids = list(agent_ids)
-    if not ids:
-        return {}
-    statement = (
-        select(Contact.assigned_agent_id, func.count())
-        .where(Contact.assigned_agent_id.in_(ids), Contact.status != _RESOLVED)
-        .group_by(Contact.assigned_agent_id)
-    )
-    with runtime().db.session() as session:
-        return {
-            int(agent_id): int(count)
-            for agent_id, count in session.execute(statement)
-            if agent_id is not None
-        }
-
-
-def staff_names(staff_ids: Iterable[int]) -> dict[int, str]:
-    """Return the email of each staff user named (for explains that store only ids)."""
-    ids = sorted(set(staff_ids))
-    if not ids:
-        return {}
-    with runtime().db.session() as session:
-        rows = session.execute(select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(ids)))
-        return {int(staff_id): str(email) for staff_id, email in rows}
 
 
 @blueprint.get("/desk")
@@ -102,8 +51,8 @@ def desk() -> str:
     return render_template(
         "console/desk.html",
         agent=agent,
-        offers=offers_for(runtime().db, staff_id, now()),
-        work=my_work(staff_id),
+        offers=offers.offers_for(runtime().db, staff_id, now()),
+        work=offers.my_work(runtime().db, staff_id, now()),
         presences=PRESENCES,
         channels=CHANNELS,
     )
@@ -166,7 +115,7 @@ def agents() -> str:
     return render_template(
         "console/agents.html",
         listed=listed,
-        work=work_counts(agent.id for agent in listed.items),
+        work=offers.work_counts(runtime().db, [agent.id for agent in listed.items]),
         presence=presence,
         presences=PRESENCES,
         channels=CHANNELS,

@@ -34,7 +34,7 @@ from router.core.assignment import (
     next_contact,
 )
 from router.core.domain import Channel, ContactStatus, Presence, ReservationStatus, Strategy
-from router.store.db import Database
+from router.store.db import Database, is_postgresql
 from router.store.models import Contact, Queue
 from router.store.models.agents import CHANNELS, Agent, AgentSkill, Reservation
 
@@ -91,10 +91,6 @@ def _waiting(row: Any) -> WaitingContact:
     )
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _lock_assignable(session: Session, contact_id: int) -> Contact | None:
     """Return the contact if it may be offered now, locked on PostgreSQL (None: skip it)."""
     statement = (
@@ -108,7 +104,7 @@ def _lock_assignable(session: Session, contact_id: int) -> Contact | None:
             _NO_OPEN_OFFER,
         )
     )
-    if _is_postgres(session):
+    if is_postgresql(session):
         # Another dispatcher offering this contact now: pass over it rather than wait.
         statement = statement.with_for_update(skip_locked=True, of=Contact)
     return session.scalar(statement)

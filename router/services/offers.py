@@ -1,17 +1,19 @@
-"""Offers to agents as they are read: an agent's open offers, and every offer of a contact."""
+"""What agents have in hand, as read: open offers, assigned work, and every offer of a contact."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from router.core.domain import ReservationStatus
+from router.core.domain import ContactStatus, ReservationStatus
+from router.services.contacts import ContactSummary, summary
 from router.services.errors import NotFound
 from router.store.db import Database
-from router.store.models import Contact
+from router.store.models import Contact, StaffUser
 from router.store.models.agents import Agent, Reservation
 
 _OFFERED = ReservationStatus.OFFERED.value
@@ -124,3 +126,48 @@ def assignment_explain(db: Database, contact_id: int) -> Assignments:
             assigned_agent_id=contact.assigned_agent_id,
             reservations=tuple(ReservationView.of(r) for r in reservations),
         )
+
+
+# "My work" lists at most this many contacts, the soonest due first.
+MY_WORK_LIMIT = 100
+_RESOLVED = ContactStatus.RESOLVED.value
+
+
+def my_work(db: Database, staff_id: int, now: datetime) -> list[ContactSummary]:
+    """Return the unresolved contacts assigned to an agent, the soonest due first."""
+    statement = (
+        select(Contact)
+        .where(Contact.assigned_agent_id == staff_id, Contact.status != _RESOLVED)
+        .order_by(Contact.due_at.is_(None), Contact.due_at, Contact.id)
+        .limit(MY_WORK_LIMIT)
+    )
+    with db.session() as session:
+        return [summary(contact, now) for contact in session.scalars(statement)]
+
+
+def work_counts(db: Database, agent_ids: Iterable[int]) -> dict[int, int]:
+    """Return how many unresolved contacts each agent has assigned."""
+    ids = list(agent_ids)
+    if not ids:
+        return {}
+    statement = (
+        select(Contact.assigned_agent_id, func.count())
+        .where(Contact.assigned_agent_id.in_(ids), Contact.status != _RESOLVED)
+        .group_by(Contact.assigned_agent_id)
+    )
+    with db.session() as session:
+        return {
+            int(agent_id): int(count)
+            for agent_id, count in session.execute(statement)
+            if agent_id is not None
+        }
+
+
+def staff_names(db: Database, staff_ids: Iterable[int]) -> dict[int, str]:
+    """Return the email of each staff user named (explains store only ids)."""
+    ids = sorted(set(staff_ids))
+    if not ids:
+        return {}
+    with db.session() as session:
+        rows = session.execute(select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(ids)))
+        return {int(staff_id): str(email) for staff_id, email in rows}

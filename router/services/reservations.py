@@ -21,7 +21,7 @@ from router.core.domain import ContactStatus, ReservationStatus
 from router.services.dispatch import dispatch_contact
 from router.services.errors import Conflict, NotFound
 from router.services.offers import ReservationView
-from router.store.db import Database
+from router.store.db import Database, is_postgresql
 from router.store.models import Contact, ContactEvent
 from router.store.models.agents import CHANNELS, Agent, Reservation
 
@@ -32,10 +32,6 @@ EXPIRE_BATCH = 500
 
 _OFFERED = ReservationStatus.OFFERED.value
 _WAITING = ContactStatus.WAITING.value
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _free_slot(session: Session, agent_id: int, channel: str, now: datetime) -> Agent | None:
@@ -154,7 +150,7 @@ def expire_due(db: Database, settings: Settings, now: datetime) -> int:
             .order_by(Reservation.expires_at, Reservation.id)
             .limit(EXPIRE_BATCH)
         )
-        if _is_postgres(session):
+        if is_postgresql(session):
             statement = statement.with_for_update(skip_locked=True)
         contacts: list[int] = []
         for reservation_id in list(session.scalars(statement)):

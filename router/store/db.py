@@ -92,6 +92,11 @@ class Database:
         self.engine.dispose()
 
 
+def is_postgresql(session: Session) -> bool:
+    """Return whether ``session`` talks to PostgreSQL (row locks with SKIP LOCKED)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 _LAST_USED = "router.last_used"
 
 
